@@ -1,0 +1,27 @@
+"""Configuration options of compute-hyperv-ovs and their registration.
+
+The plugin's options live on the plugin class (os-vif's convention, so
+``os_vif.initialize()`` registers them under ``[os_vif_hyperv_ovs]`` too);
+this module registers the same objects at import, so nova.conf can be read
+and tests can set them before a driver exists, and lists them for
+oslo-config-generator.
+"""
+
+from oslo_config import cfg
+
+from compute_hyperv_ovs.os_vif_plugin import plugin
+
+CONF = cfg.CONF
+
+
+def register_opts(conf):
+    conf.register_opts(plugin.HyperVOvsPlugin.CONFIG_OPTS,
+                       group=plugin.CONFIG_GROUP)
+
+
+def list_opts():
+    """Options for ``oslo-config-generator --namespace compute_hyperv_ovs``."""
+    return [(plugin.CONFIG_GROUP, list(plugin.HyperVOvsPlugin.CONFIG_OPTS))]
+
+
+register_opts(CONF)

@@ -1,0 +1,61 @@
+"""HyperVOVSDriver: nova's Hyper-V driver with NICs on Open vSwitch.
+
+A facade over nova 28's ``HyperVDriver``.  Everything not listed here is
+the base driver's:
+
+- NICs: plugged through :mod:`compute_hyperv_ovs.vif` and the driver's own
+  ``hyperv_ovs`` os-vif plugin (one OVSDB connection per driver), instead
+  of ``os_vif.plug()`` with os-vif's ``ovs`` plugin, which has no Windows
+  path since os-vif 4.0.0.
+- spawn: refuses images Hyper-V cannot boot before anything is created, and
+  turns a failed plug into an aborted build with the plug error as fault.
+- cleanup_host: closes the OVSDB connection.
+
+Configure with ``compute_driver = compute_hyperv_ovs.driver.HyperVOVSDriver``
+(nova resolves it through ``nova/virt/compute_hyperv_ovs/driver.py``).
+"""
+
+from nova import exception as nova_exception
+from nova.virt.hyperv import driver as hyperv_driver
+from oslo_log import log as logging
+
+from compute_hyperv_ovs import conf  # noqa: F401 (registers the options)
+from compute_hyperv_ovs.os_vif_plugin import plugin
+from compute_hyperv_ovs import vmops
+
+LOG = logging.getLogger(__name__)
+
+
+class HyperVOVSDriver(hyperv_driver.HyperVDriver):
+    """Hyper-V compute driver for VMs on neutron networks through OVS."""
+
+    def __init__(self, virtapi):
+        super().__init__(virtapi)
+        # Not through os_vif.initialize(): os-vif keeps one plugin object per
+        # process, and every compute driver needs its own OVSDB connection.
+        self._vif_plugin = plugin.HyperVOvsPlugin.load(plugin.PLUGIN_NAME)
+        self._vmops = vmops.VMOps(virtapi, self._vif_plugin)
+        # The base ops build private VMOps; one VMOps means one VIF driver.
+        self._livemigrationops._vmops = self._vmops
+        self._migrationops._vmops = self._vmops
+
+    def spawn(self, context, instance, image_meta, injected_files,
+              admin_password, allocations, network_info=None,
+              block_device_info=None, power_on=True, accel_info=None):
+        self._vmops.check_image(instance, image_meta, block_device_info)
+        try:
+            super().spawn(context, instance, image_meta, injected_files,
+                          admin_password, allocations, network_info,
+                          block_device_info, power_on, accel_info)
+        except nova_exception.VirtualInterfacePlugException as exc:
+            # The base spawn already destroyed the VM.  Abort rather than
+            # reschedule: a reschedule's final fault says only "Exhausted
+            # all hosts", and the operator needs to see this host's OVSDB
+            # error to fix it.
+            raise nova_exception.BuildAbortException(
+                instance_uuid=instance.uuid,
+                reason=exc.format_message()) from exc
+
+    def cleanup_host(self, host):
+        super().cleanup_host(host)
+        self._vif_plugin.ovsdb.close()

@@ -1,0 +1,147 @@
+"""The ``hyperv_ovs`` os-vif plugin: VIF objects in, OVS port operations out.
+
+os-vif's own ``ovs`` plugin lost its Windows path in os-vif 4.0.0 (commit
+71521590 "Clean up Windows support"); this plugin keeps the contract that
+path had with neutron-openvswitch-agent (os-vif 3.2.0
+``vif_plug_ovs/ovs.py`` ``_plug_vif_windows``): the OVS port is named after
+the neutron port id, which is also the Hyper-V switch port's name, and its
+Interface carries ``iface-id``, ``attached-mac``, ``iface-status`` and
+``vm-uuid``.
+
+Connecting the vNIC to the Hyper-V vSwitch is not done here: it needs os-win
+and must happen before the port is added (compute_hyperv_ovs.vif).
+"""
+
+from os_vif import exception as osv_exception
+from os_vif import objects as osv_objects
+from os_vif.objects import vif as osv_vif
+from os_vif import plugin
+from oslo_config import cfg
+from oslo_log import log as logging
+
+from compute_hyperv_ovs.os_vif_plugin import ovsdb
+
+LOG = logging.getLogger(__name__)
+
+PLUGIN_NAME = 'hyperv_ovs'
+CONFIG_GROUP = 'os_vif_' + PLUGIN_NAME
+
+# neutron-openvswitch-agent does not read iface-status, but os-vif and
+# neutron's own interface drivers always set it; keep the convention.
+IFACE_STATUS_ACTIVE = 'active'
+
+
+class HyperVOvsPlugin(plugin.PluginBase):
+    """Registers Hyper-V VM NICs as Open vSwitch ports.
+
+    Handles ``VIFOpenVSwitch`` only: Windows has no Linux bridge for the
+    hybrid plug (``VIFBridge``), so neutron must run the ``openvswitch`` or
+    ``noop`` firewall driver on Hyper-V hosts.
+    """
+
+    CONFIG_OPTS = (
+        cfg.StrOpt('ovsdb_connection',
+                   default='tcp:127.0.0.1:6640',
+                   help='The OVSDB server of this Hyper-V host: '
+                        'tcp:IP:PORT, ssl:IP:PORT or unix:PATH (a named '
+                        'pipe on Windows). The Windows OVS installer only '
+                        'opens unix:<OVS run dir>\\db.sock; for tcp, start '
+                        'ovsdb-server with a matching --remote.'),
+        cfg.IntOpt('timeout',
+                   default=120,
+                   min=1,
+                   help='Seconds one OVSDB operation may take, including '
+                        'connecting and waiting for ovs-vswitchd to apply '
+                        'the change. A plug that cannot finish in time '
+                        'fails with an error naming ovsdb_connection.'),
+    )
+
+    def __init__(self, config):
+        super().__init__(config)
+        # Read the options now: the plugin keeps one connection, and a
+        # process may hold several plugins (one per compute driver).
+        self.ovsdb = ovsdb.OvsdbClient(config.ovsdb_connection,
+                                       config.timeout)
+
+    def describe(self):
+        return osv_objects.host_info.HostPluginInfo(
+            plugin_name=PLUGIN_NAME,
+            vif_info=[
+                osv_objects.host_info.HostVIFInfo(
+                    vif_object_name=osv_vif.VIFOpenVSwitch.__name__,
+                    min_version='1.0',
+                    max_version='1.0',
+                    supported_port_profiles=[
+                        osv_objects.host_info.HostPortProfileInfo(
+                            profile_object_name=(
+                                osv_vif.VIFPortProfileOpenVSwitch.__name__),
+                            min_version='1.0',
+                            max_version=(
+                                osv_vif.VIFPortProfileOpenVSwitch.VERSION)),
+                    ]),
+            ])
+
+    @staticmethod
+    def _check_vif(vif):
+        if not isinstance(vif, osv_vif.VIFOpenVSwitch):
+            raise osv_exception.PlugException(
+                vif=vif, err='the %s plugin handles VIFOpenVSwitch only, '
+                'not %s; on Hyper-V, neutron must bind ports with '
+                'ovs_hybrid_plug=False (firewall_driver openvswitch or '
+                'noop)' % (PLUGIN_NAME, type(vif).__name__))
+
+    @staticmethod
+    def _external_ids(vif, instance_info):
+        return {
+            'iface-id': vif.port_profile.interface_id,
+            'iface-status': IFACE_STATUS_ACTIVE,
+            'attached-mac': vif.address,
+            'vm-uuid': instance_info.uuid,
+        }
+
+    @staticmethod
+    def _datapath_type(vif):
+        profile = vif.port_profile
+        if profile.obj_attr_is_set('datapath_type'):
+            return profile.datapath_type
+        return None
+
+    def plug(self, vif, instance_info):
+        """Add the VIF's port to its bridge with neutron's external_ids.
+
+        :param vif: ``os_vif.objects.vif.VIFOpenVSwitch`` whose ``id`` is the
+            neutron port id (the OVS port name) and whose ``port_profile`` is
+            a ``VIFPortProfileOpenVSwitch``.
+        :param instance_info: ``os_vif.objects.instance_info.InstanceInfo``.
+        :returns: :class:`ovsdb.PortStatus` of the Interface.
+        :raises os_vif.exception.PlugException: not a VIFOpenVSwitch.
+        :raises ovsdb.OvsdbUnavailable: OVSDB unreachable within the timeout.
+        """
+        self._check_vif(vif)
+        bridge = vif.network.bridge
+        status = self.ovsdb.add_vif_port(
+            bridge, vif.id, self._external_ids(vif, instance_info),
+            datapath_type=self._datapath_type(vif))
+        if status.is_up:
+            LOG.debug('OVS port %(port)s is on %(bridge)s with ofport '
+                      '%(ofport)s', {'port': vif.id, 'bridge': bridge,
+                                     'ofport': status.ofport})
+        else:
+            # The agent ignores a port without a valid ofport, so neutron will
+            # not bind it; on Windows this is what a missing Hyper-V switch
+            # port looks like (OVS datapath-windows Vport.c returns EINVAL).
+            LOG.warning('OVS port %(port)s on %(bridge)s did not come up: '
+                        'ofport %(ofport)s, error %(error)s. Check that the '
+                        'vNIC is connected to the OVS-enabled vSwitch.',
+                        {'port': vif.id, 'bridge': bridge,
+                         'ofport': status.ofport, 'error': status.error})
+        return status
+
+    def unplug(self, vif, instance_info):
+        """Delete the VIF's OVS port; unplugging twice is harmless.
+
+        :raises os_vif.exception.PlugException: not a VIFOpenVSwitch.
+        :raises ovsdb.OvsdbUnavailable: OVSDB unreachable within the timeout.
+        """
+        self._check_vif(vif)
+        self.ovsdb.delete_port(vif.network.bridge, vif.id)

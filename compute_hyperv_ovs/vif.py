@@ -1,0 +1,115 @@
+"""Connects VM NICs to the Hyper-V vSwitch and hands OVS VIFs to the plugin.
+
+The order matters: OVS for Windows finds a VM's switch port by its name
+when the OVS port is added, so the vNIC must already be connected to the
+OVS-enabled vSwitch under that name (OVS datapath-windows ``Vport.c``
+``OvsNewVportCmdHandler``; nova 28 ``virt/hyperv/vif.py``).
+"""
+
+from nova import exception
+from nova.i18n import _
+from nova.network import model
+from nova.network import os_vif_util
+from nova.virt.hyperv import vif as hyperv_vif
+import nova.conf
+from os_vif.objects import vif as osv_vif
+from oslo_log import log as logging
+
+from compute_hyperv_ovs.os_vif_plugin import ovsdb
+from compute_hyperv_ovs.os_vif_plugin import plugin
+
+CONF = nova.conf.CONF
+LOG = logging.getLogger(__name__)
+
+SUPPORTED_VIF_TYPES = (model.VIF_TYPE_OVS, model.VIF_TYPE_HYPERV)
+
+
+class HyperVOVSVIFDriver(hyperv_vif.HyperVVIFDriver):
+    """Plugs and unplugs one VIF of a Hyper-V VM.
+
+    ``ovs`` VIFs: vNIC to ``[hyperv] vswitch_name``, then the
+    ``hyperv_ovs`` plugin adds the OVS port.  ``hyperv`` VIFs: nothing, the
+    neutron Hyper-V agent binds them (as in the base driver).  Anything
+    else is refused.
+
+    :param vif_plugin: the driver's own :class:`plugin.HyperVOvsPlugin`,
+        which holds the OVSDB connection of this compute service.
+    """
+
+    def __init__(self, vif_plugin):
+        super().__init__()
+        self._vif_plugin = vif_plugin
+
+    @staticmethod
+    def _refuse_type(vif, exc_class):
+        reason = _('Hyper-V with Open vSwitch plugs VIF types %(supported)s, '
+                   'but port %(port)s has vif_type=%(type)s. Check that '
+                   'neutron binds ports on this host with the openvswitch '
+                   'mechanism driver.') % {
+                       'supported': ', '.join(SUPPORTED_VIF_TYPES),
+                       'port': vif['id'], 'type': vif['type']}
+        if exc_class is exception.VirtualInterfaceUnplugException:
+            return exc_class(reason=reason)
+        return exc_class(reason)
+
+    def _to_osvif(self, instance, vif):
+        osvif_vif = os_vif_util.nova_to_osvif_vif(vif)
+        if not isinstance(osvif_vif, osv_vif.VIFOpenVSwitch):
+            raise exception.VirtualInterfacePlugException(
+                _('Port %(port)s needs a hybrid (Linux bridge) plug, which '
+                  'Windows does not have. Set [securitygroup] '
+                  'firewall_driver = openvswitch (or noop) for the neutron '
+                  'Open vSwitch agent on this host.') % {'port': vif['id']})
+        # nova hard-codes plugin 'ovs' (os_vif_util._nova_to_osvif_vif_ovs);
+        # name the plugin that really handles it.
+        osvif_vif.plugin = plugin.PLUGIN_NAME
+        return osvif_vif, os_vif_util.nova_to_osvif_instance(instance)
+
+    def plug(self, instance, vif):
+        """Connect the vNIC and register the OVS port.
+
+        :raises nova.exception.VirtualInterfacePlugException: unsupported
+            VIF type, or OVSDB unreachable (the message names
+            ``[os_vif_hyperv_ovs] ovsdb_connection``).
+        """
+        if vif['type'] == model.VIF_TYPE_HYPERV:
+            return
+        if vif['type'] != model.VIF_TYPE_OVS:
+            raise self._refuse_type(
+                vif, exception.VirtualInterfacePlugException)
+
+        osvif_vif, osvif_instance = self._to_osvif(instance, vif)
+        self._netutils.connect_vnic_to_vswitch(CONF.hyperv.vswitch_name,
+                                               osvif_vif.id)
+        try:
+            self._vif_plugin.plug(osvif_vif, osvif_instance)
+        except ovsdb.OvsdbUnavailable as exc:
+            raise exception.VirtualInterfacePlugException(
+                _('Cannot register port %(port)s in Open vSwitch: %(err)s. '
+                  'Check that ovsdb-server runs and listens on the address '
+                  'in [%(group)s] ovsdb_connection.') % {
+                      'port': osvif_vif.id, 'err': exc,
+                      'group': plugin.CONFIG_GROUP})
+
+    def unplug(self, instance, vif):
+        """Remove the OVS port; a missing port is not an error.
+
+        An unreachable OVSDB is logged, not raised: unplug runs while a VM
+        is destroyed, and failing there would leave the VM's disks behind
+        for a port that, if it exists, ``neutron-ovs-cleanup`` or the next
+        plug of the same port id reuses.
+        """
+        if vif['type'] == model.VIF_TYPE_HYPERV:
+            return
+        if vif['type'] != model.VIF_TYPE_OVS:
+            raise self._refuse_type(
+                vif, exception.VirtualInterfaceUnplugException)
+
+        osvif_vif, osvif_instance = self._to_osvif(instance, vif)
+        try:
+            self._vif_plugin.unplug(osvif_vif, osvif_instance)
+        except ovsdb.OvsdbUnavailable as exc:
+            LOG.error('Could not remove OVS port %(port)s: %(err)s. Remove '
+                      'it with "ovs-vsctl --if-exists del-port %(port)s" '
+                      'once OVSDB is back.',
+                      {'port': osvif_vif.id, 'err': exc}, instance=instance)

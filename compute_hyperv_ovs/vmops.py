@@ -1,0 +1,62 @@
+"""VM operations of the base driver, with OVS VIFs and checked images."""
+
+from nova.virt.hyperv import constants
+from nova.virt.hyperv import vmops
+from nova import exception as nova_exception
+
+from compute_hyperv_ovs import exception
+from compute_hyperv_ovs import imagecache
+from compute_hyperv_ovs import vif
+
+HYPERV_DISK_FORMATS = (constants.DISK_FORMAT_VHD.lower(),
+                       constants.DISK_FORMAT_VHDX.lower())
+
+
+class VMOps(vmops.VMOps):
+    """nova 28's ``VMOps`` with this driver's VIF driver and image cache.
+
+    :param virtapi: nova's ``ComputeVirtAPI``, for network-vif-plugged
+        waits.
+    :param vif_plugin: the driver's ``HyperVOvsPlugin``.
+    """
+
+    def __init__(self, virtapi, vif_plugin):
+        super().__init__(virtapi)
+        self._vif_driver = vif.HyperVOVSVIFDriver(vif_plugin)
+        self._imagecache = imagecache.ImageCache()
+
+    def check_image(self, instance, image_meta, block_device_info):
+        """Refuse, before anything is created, an image Hyper-V cannot boot.
+
+        Only the declared metadata is checked here; the image file itself
+        is checked once fetched (``imagecache.ImageCache``).
+
+        :raises compute_hyperv_ovs.exception.ImageNotVHD: disk_format is
+            not vhd or vhdx.
+        :raises compute_hyperv_ovs.exception.Generation2NeedsVHDX: a
+            generation 2 image whose disk_format is vhd.
+        """
+        if self._block_dev_man.is_boot_from_volume(block_device_info):
+            return
+        disk_format = image_meta.disk_format
+        if disk_format not in HYPERV_DISK_FORMATS:
+            raise exception.ImageNotVHD(
+                image_id=image_meta.id,
+                reason='its disk_format is %s' % disk_format)
+        vm_gen = self.get_image_vm_generation(instance.uuid, image_meta)
+        if (vm_gen == constants.VM_GEN_2 and
+                disk_format == constants.DISK_FORMAT_VHD.lower()):
+            raise exception.Generation2NeedsVHDX(image_id=image_meta.id)
+
+    def _create_root_device(self, context, instance, root_disk_info, vm_gen):
+        try:
+            super()._create_root_device(context, instance, root_disk_info,
+                                        vm_gen)
+        except nova_exception.FlavorDiskSmallerThanImage as exc:
+            raise exception.RootDiskTooSmall(**exc.kwargs) from exc
+        except nova_exception.InstanceUnacceptable as exc:
+            # The base check_vm_image_type() raises this for a generation 2
+            # VM on a VHD root, which the compute manager would reschedule;
+            # every host would refuse it the same way.
+            raise exception.Generation2NeedsVHDX(
+                image_id=instance.image_ref) from exc
