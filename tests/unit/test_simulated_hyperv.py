@@ -1,0 +1,445 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""Tests of the simulated Hyper-V host, driven through nova's real driver."""
+
+import contextlib
+import json
+import os
+import subprocess
+
+import fixtures
+from os_win import constants as os_win_const
+from os_win import exceptions as os_win_exc
+from os_win import utilsfactory
+from oslo_config import fixture as config_fixture
+from oslo_utils import units
+from oslo_utils import uuidutils
+import testtools
+
+import nova.conf
+from nova import context as nova_context
+from nova import exception as nova_exception
+from nova import objects
+from nova.virt.hyperv import driver as hyperv_driver
+import nova.virt.node
+
+from tests.fixtures import hyperv
+
+CONF = nova.conf.CONF
+
+RUNNING = os_win_const.HYPERV_VM_STATE_ENABLED
+OFF = os_win_const.HYPERV_VM_STATE_DISABLED
+
+
+class FakeVirtAPI(object):
+    """The two things nova's Hyper-V driver asks of its virtapi."""
+
+    @contextlib.contextmanager
+    def wait_for_instance_event(self, instance, event_names, deadline=300,
+                                error_callback=None):
+        yield
+
+    def exit_wait_early(self, events):
+        pass
+
+
+def qemu_img(*args):
+    subprocess.check_call(('qemu-img',) + args, stdout=subprocess.DEVNULL)
+
+
+def qemu_virtual_size(path, fmt):
+    out = subprocess.check_output(
+        ['qemu-img', 'info', '-f', fmt, '--output=json', path])
+    return json.loads(out)['virtual-size']
+
+
+class SimulatedHyperVTestCase(testtools.TestCase):
+
+    def setUp(self):
+        super(SimulatedHyperVTestCase, self).setUp()
+        objects.register_all()
+        self.tmp = self.useFixture(fixtures.TempDir()).path
+        self.instances_path = os.path.join(self.tmp, 'instances')
+        os.makedirs(self.instances_path)
+        # As nova's ConfFixture does: parse no files, so that
+        # CONF.find_file() (nova.version, policy) works.
+        CONF([], default_config_files=[])
+        self.conf = self.useFixture(config_fixture.Config(CONF))
+        self.conf.config(instances_path=self.instances_path)
+        self.conf.config(vswitch_name='external', group='hyperv')
+        self.conf.config(lock_path=os.path.join(self.tmp, 'locks'),
+                         group='oslo_concurrency')
+        self.hosts = self.useFixture(hyperv.HyperVHostsFixture())
+        self.host1 = self.hosts.add_host('host1', vswitch_name='external')
+        self.host2 = self.hosts.add_host('host2', vswitch_name='external')
+
+    def _driver(self, hostname):
+        with self.hosts.building(hostname):
+            return hyperv_driver.HyperVDriver(FakeVirtAPI())
+
+    def _utils(self, hostname, kind):
+        with self.hosts.building(hostname):
+            return getattr(utilsfactory, 'get_%s' % kind)()
+
+    def _vhdx(self, name, size='16M'):
+        path = os.path.join(self.tmp, name)
+        qemu_img('create', '-f', 'vhdx', path, size)
+        return path
+
+    def _vhd(self, name, size='16M'):
+        path = os.path.join(self.tmp, name)
+        qemu_img('create', '-f', 'vpc', '-o', 'subformat=dynamic', path, size)
+        return path
+
+    def _new_vm(self, vmutils, name='instance-1', gen=1, vcpus=2):
+        vmutils.create_vm(name, False, gen, self.instances_path,
+                          [uuidutils.generate_uuid()])
+        vmutils.update_vm(name, 1024, None, vcpus, None, False, 1.0)
+        vmutils.create_scsi_controller(name)
+
+    # ---- driver construction and host facts ----
+
+    def test_driver_construction_and_available_resource(self):
+        drv = self._driver('host1')
+        res = drv.get_available_resource('host1')
+        self.assertEqual('host1', res['hypervisor_hostname'])
+        self.assertEqual(['host1'], drv.get_available_nodes())
+        self.assertEqual(16, res['vcpus'])
+        self.assertEqual(64 * 1024, res['memory_mb'])
+        self.assertEqual(2048, res['memory_mb_used'])
+        self.assertEqual(1024, res['local_gb'])
+        self.assertEqual(10000, res['hypervisor_version'])
+        cpu_info = json.loads(res['cpu_info'])
+        self.assertEqual('x86_64', cpu_info['arch'])
+        self.assertIn('sse2', cpu_info['features'])
+        self.assertEqual([], drv.list_instances())
+        self.assertEqual([], drv.list_instance_uuids())
+
+    def test_two_hosts_have_separate_identity(self):
+        drv1 = self._driver('host1')
+        drv2 = self._driver('host2')
+        self.assertEqual(['host2'], drv2.get_available_nodes())
+        self.assertEqual(['host1'], drv1.get_available_nodes())
+        uuids1 = drv1.get_nodenames_by_uuid()
+        uuids2 = drv2.get_nodenames_by_uuid()
+        self.assertEqual({self.host1.node_uuid: 'host1'}, uuids1)
+        self.assertEqual({self.host2.node_uuid: 'host2'}, uuids2)
+        self.assertNotEqual(self.host1.node_uuid, self.host2.node_uuid)
+
+    def test_identity_without_a_host_is_loud(self):
+        self.assertRaises(RuntimeError, nova.virt.node.get_local_node_uuid)
+
+    def test_too_old_windows_refused(self):
+        self.hosts.add_host('old', windows_version='6.1.7601')
+        self.assertRaises(nova_exception.HypervisorTooOld, self._driver, 'old')
+
+    def test_init_host_listener_is_inert(self):
+        drv = self._driver('host1')
+        drv.init_host('host1')
+        # nova spawns the handler in a green thread; let it run once.
+        import eventlet
+        eventlet.sleep(0)
+        self.assertTrue(self.host1.has_power_state_listener)
+
+    def test_utilsfactory_outside_building_is_loud(self):
+        self.assertRaises(RuntimeError, utilsfactory.get_vmutils)
+
+    def test_unknown_method_not_implemented(self):
+        vmutils = self._utils('host1', 'vmutils')
+        exc = self.assertRaises(NotImplementedError,
+                                getattr, vmutils, 'take_vm_snapshot')
+        self.assertIn('SimulatedVMUtils.take_vm_snapshot', str(exc))
+        self.assertRaises(NotImplementedError,
+                          lambda: self._utils('host1', 'vhdutils').flatten_vhd)
+        with self.hosts.building('host1'):
+            self.assertRaises(NotImplementedError,
+                              utilsfactory.get_smbutils)
+
+    def test_two_hosts_keep_separate_state(self):
+        vm1 = self._utils('host1', 'vmutils')
+        vm2 = self._utils('host2', 'vmutils')
+        self._new_vm(vm1, 'instance-a')
+        self.assertEqual(['instance-a'], vm1.list_instances())
+        self.assertEqual([], vm2.list_instances())
+        self.assertIn('instance-a', self.host1.vms)
+        self.assertNotIn('instance-a', self.host2.vms)
+        # Same name on the other host is fine, twice on one is not.
+        self._new_vm(vm2, 'instance-a')
+        self.assertRaises(os_win_exc.HyperVException, vm1.create_vm,
+                          'instance-a', False, 1, self.instances_path, [])
+
+    # ---- os-win level rules ----
+
+    def test_gen2_refuses_ide_and_booting_vhd(self):
+        vmutils = self._utils('host1', 'vmutils')
+        self._new_vm(vmutils, gen=2)
+        vhd = self._vhd('root.vhd')
+        self.assertRaises(os_win_exc.HyperVException,
+                          vmutils.attach_ide_drive, 'instance-1', vhd, 0, 0)
+        vmutils.attach_scsi_drive('instance-1', vhd)
+        exc = self.assertRaises(os_win_exc.HyperVException,
+                                vmutils.set_boot_order, 'instance-1', [vhd])
+        self.assertIn('only from VHDX', str(exc))
+        vhdx = self._vhdx('root.vhdx')
+        vmutils.detach_vm_disk('instance-1', vhd, is_physical=False)
+        vmutils.attach_scsi_drive('instance-1', vhdx)
+        vmutils.set_boot_order('instance-1', [vhdx])
+        vm = self.host1.vms['instance-1']
+        self.assertEqual((vhdx,), vm.boot_order)
+        self.assertEqual([(vhdx, 'SCSI', 0)],
+                         [(d.path, d.controller, d.slot) for d in vm.disks])
+
+    def test_attach_needs_existing_file(self):
+        vmutils = self._utils('host1', 'vmutils')
+        self._new_vm(vmutils)
+        self.assertRaises(os_win_exc.HyperVException,
+                          vmutils.attach_ide_drive, 'instance-1',
+                          os.path.join(self.tmp, 'missing.vhdx'), 0, 0)
+        iso = os.path.join(self.tmp, 'cd.iso')
+        open(iso, 'wb').close()
+        vmutils.attach_ide_drive('instance-1', iso, 1, 0, os_win_const.DVD)
+        self.assertEqual([iso], vmutils.get_vm_dvd_disk_paths('instance-1'))
+        dvds = self.host1.vms['instance-1'].dvds
+        self.assertEqual('IDE', dvds[0].controller)
+        # slot taken
+        self.assertRaises(os_win_exc.HyperVException,
+                          vmutils.attach_ide_drive, 'instance-1',
+                          self._vhdx('x.vhdx'), 1, 0)
+
+    def test_nic_needs_existing_vswitch_and_vnic(self):
+        vmutils = self._utils('host1', 'vmutils')
+        netutils = self._utils('host1', 'networkutils')
+        self._new_vm(vmutils)
+        port = uuidutils.generate_uuid()
+        self.assertRaises(os_win_exc.HyperVvNicNotFound,
+                          netutils.connect_vnic_to_vswitch, 'external', port)
+        vmutils.create_nic('instance-1', port, 'fa:16:3e:00:00:01')
+        self.assertRaises(os_win_exc.HyperVvSwitchNotFound,
+                          netutils.connect_vnic_to_vswitch, 'missing', port)
+        netutils.connect_vnic_to_vswitch('external', port)
+        nic = self.host1.vms['instance-1'].nics[port]
+        self.assertEqual(('fa:16:3e:00:00:01', 'external', port),
+                         (nic.mac, nic.vswitch, nic.switch_port))
+        netutils.remove_switch_port(port)
+        self.assertIsNone(self.host1.vms['instance-1'].nics[port].vswitch)
+        vmutils.destroy_nic('instance-1', port)
+        self.assertEqual({}, dict(self.host1.vms['instance-1'].nics))
+
+    def test_running_vm_cannot_be_destroyed(self):
+        vmutils = self._utils('host1', 'vmutils')
+        self._new_vm(vmutils)
+        vmutils.set_vm_state('instance-1', RUNNING)
+        self.assertRaises(os_win_exc.HyperVException,
+                          vmutils.destroy_vm, 'instance-1')
+        self.assertRaises(os_win_exc.HyperVException,
+                          vmutils.update_vm, 'instance-1', 2048, None, 2,
+                          None, False, 1.0)
+        vmutils.set_vm_state('instance-1', OFF)
+        vmutils.destroy_vm('instance-1')
+        self.assertFalse(vmutils.vm_exists('instance-1'))
+        self.assertRaises(os_win_exc.HyperVVMNotFoundException,
+                          vmutils.get_vm_summary_info, 'instance-1')
+
+    def test_invalid_power_transition(self):
+        vmutils = self._utils('host1', 'vmutils')
+        self._new_vm(vmutils)
+        self.assertRaises(os_win_exc.HyperVException, vmutils.set_vm_state,
+                          'instance-1', os_win_const.HYPERV_VM_STATE_PAUSED)
+        vmutils.set_vm_state('instance-1', OFF)  # already off: no-op
+        vmutils.set_vm_state('instance-1', RUNNING)
+        vmutils.set_vm_state('instance-1', os_win_const.HYPERV_VM_STATE_PAUSED)
+        self.assertEqual('Paused',
+                         self.host1.vms['instance-1'].power_state_name)
+
+    def test_too_many_vcpus_refused(self):
+        vmutils = self._utils('host1', 'vmutils')
+        vmutils.create_vm('big', False, 1, self.instances_path, [])
+        self.assertRaises(os_win_exc.HyperVException, vmutils.update_vm,
+                          'big', 1024, None, 17, None, False, 1.0)
+
+    def test_differencing_disk_records_parent(self):
+        vhdutils = self._utils('host1', 'vhdutils')
+        base = self._vhdx('base.vhdx', '20M')
+        child = os.path.join(self.tmp, 'child.vhdx')
+        vhdutils.create_differencing_vhd(child, base)
+        info = vhdutils.get_vhd_info(child)
+        self.assertEqual(base, info['ParentPath'])
+        self.assertEqual(os_win_const.VHD_TYPE_DIFFERENCING,
+                         info['ProviderSubtype'])
+        self.assertEqual(20 * units.Mi, info['VirtualSize'])
+        self.assertEqual(20 * units.Mi, qemu_virtual_size(child, 'vhdx'))
+        self.assertEqual(base, self.host1.disks[child].parent)
+        self.assertEqual(base, vhdutils.get_vhd_parent_path(child))
+        self.assertIsNone(vhdutils.get_vhd_parent_path(base))
+        # A VHDX child of a VHD parent is refused.
+        vhd = self._vhd('base.vhd')
+        self.assertRaises(os_win_exc.VHDException,
+                          vhdutils.create_differencing_vhd,
+                          os.path.join(self.tmp, 'bad.vhdx'), vhd)
+
+    def test_resize_grows_and_refuses_shrink(self):
+        vhdutils = self._utils('host1', 'vhdutils')
+        base = self._vhdx('base.vhdx', '20M')
+        child = os.path.join(self.tmp, 'child.vhdx')
+        vhdutils.create_differencing_vhd(child, base)
+        vhdutils.resize_vhd(child, 64 * units.Mi, is_file_max_size=False)
+        self.assertEqual(64 * units.Mi, qemu_virtual_size(child, 'vhdx'))
+        self.assertEqual(base, vhdutils.get_vhd_parent_path(child))
+        self.assertRaises(os_win_exc.VHDException, vhdutils.resize_vhd,
+                          child, 32 * units.Mi, is_file_max_size=False)
+        # With is_file_max_size, os-win's VHDX arithmetic is used.
+        internal = vhdutils.get_internal_vhd_size_by_file_size(base, units.Gi)
+        self.assertTrue(0 < internal < units.Gi)
+
+    def test_fixed_vhd_detected_by_footer(self):
+        vhdutils = self._utils('host1', 'vhdutils')
+        path = os.path.join(self.tmp, 'fixed')  # no extension on purpose
+        qemu_img('create', '-f', 'vpc', '-o', 'subformat=fixed,force_size=on',
+                 path, '8M')
+        info = vhdutils.get_vhd_info(path)
+        self.assertEqual('VHD', vhdutils.get_vhd_format(path))
+        self.assertEqual(os_win_const.VHD_TYPE_FIXED, info['ProviderSubtype'])
+        self.assertEqual(8 * units.Mi, info['VirtualSize'])
+        self.assertEqual(8 * units.Mi - 512,
+                         vhdutils.get_internal_vhd_size_by_file_size(
+                             path, 8 * units.Mi))
+
+    def test_merge_vhd(self):
+        vhdutils = self._utils('host1', 'vhdutils')
+        base = self._vhd('base.vhd')
+        child = os.path.join(self.tmp, 'child.vhd')
+        vhdutils.create_differencing_vhd(child, base)
+        self.assertRaises(os_win_exc.VHDException, vhdutils.resize_vhd,
+                          child, 64 * units.Mi, is_file_max_size=False)
+        vhdutils.merge_vhd(child)
+        self.assertFalse(os.path.exists(child))
+        self.assertRaises(os_win_exc.VHDException, vhdutils.merge_vhd, base)
+
+    # ---- live migration ----
+
+    def _running_vm_on_host1(self, limit_cpu_features):
+        vmutils = self._utils('host1', 'vmutils')
+        vmutils.create_vm('instance-1', False, 1, self.instances_path, [])
+        vmutils.update_vm('instance-1', 1024, None, 2, None,
+                          limit_cpu_features, 1.0)
+        vmutils.set_vm_state('instance-1', RUNNING)
+
+    def test_live_migration_moves_vm(self):
+        self._running_vm_on_host1(limit_cpu_features=False)
+        lmutils = self._utils('host1', 'livemigrationutils')
+        lmutils.live_migrate_vm('instance-1', 'host2')
+        self.assertNotIn('instance-1', self.host1.vms)
+        self.assertEqual(RUNNING, self.host2.vms['instance-1'].power_state)
+
+    def test_live_migration_cpu_features_rule(self):
+        self.host2.cpu_features = self.host1.cpu_features | {'avx512f'}
+        self._running_vm_on_host1(limit_cpu_features=False)
+        lmutils = self._utils('host1', 'livemigrationutils')
+        exc = self.assertRaises(os_win_exc.HyperVException,
+                                lmutils.live_migrate_vm, 'instance-1',
+                                'host2')
+        self.assertIn('processor is not compatible', str(exc))
+        self.assertIn('limit processor features', str(exc))
+        self.assertIn('instance-1', self.host1.vms)
+
+    def test_live_migration_limited_cpu_moves(self):
+        self.host2.cpu_features = frozenset(['sse2'])
+        self._running_vm_on_host1(limit_cpu_features=True)
+        lmutils = self._utils('host1', 'livemigrationutils')
+        lmutils.live_migrate_vm('instance-1', 'host2')
+        self.assertTrue(self.host2.vms['instance-1'].limit_cpu_features)
+
+    def test_live_migration_disabled_and_injected_failure(self):
+        self._running_vm_on_host1(limit_cpu_features=False)
+        lm1 = self._utils('host1', 'livemigrationutils')
+        lm2 = self._utils('host2', 'livemigrationutils')
+        self.host2.live_migration_enabled = False
+        exc = self.assertRaises(os_win_exc.HyperVException,
+                                lm2.check_live_migration_config)
+        self.assertIn('host2', str(exc))
+        self.assertRaises(os_win_exc.HyperVException,
+                          lm1.live_migrate_vm, 'instance-1', 'host2')
+        self.host2.live_migration_enabled = True
+        self.host1.fail_next_live_migration = os_win_exc.HyperVException(
+            'injected')
+        self.assertRaises(os_win_exc.HyperVException,
+                          lm1.live_migrate_vm, 'instance-1', 'host2')
+        self.assertIn('instance-1', self.host1.vms)
+        lm1.live_migrate_vm('instance-1', 'host2')  # consumed: now works
+        self.assertIn('instance-1', self.host2.vms)
+
+    # ---- end to end through nova's driver ----
+
+    def _instance(self, image_id, root_gb=1):
+        flavor = objects.Flavor(
+            id=1, flavorid='1', name='m1.test', memory_mb=1024, vcpus=2,
+            root_gb=root_gb, ephemeral_gb=0, swap=0, extra_specs={})
+        return objects.Instance(
+            id=1, uuid=uuidutils.generate_uuid(), image_ref=image_id,
+            flavor=flavor, old_flavor=None, new_flavor=None,
+            memory_mb=1024, vcpus=2, root_gb=root_gb, ephemeral_gb=0,
+            config_drive='', host='host1', node='host1',
+            project_id='p', user_id='u', metadata={}, system_metadata={},
+            pci_requests=objects.InstancePCIRequests(requests=[]),
+            numa_topology=None, vm_state='building', task_state=None)
+
+    def test_spawn_and_destroy_through_driver(self):
+        # Device metadata lookups are nova DB queries, not Hyper-V.
+        self.useFixture(fixtures.MockPatch(
+            'nova.objects.VirtualInterfaceList.get_by_instance_uuid',
+            return_value=[]))
+        self.useFixture(fixtures.MockPatch(
+            'nova.objects.BlockDeviceMappingList.get_by_instance_uuid',
+            return_value=objects.BlockDeviceMappingList(objects=[])))
+        image_id = uuidutils.generate_uuid()
+        base_dir = os.path.join(self.instances_path, '_base')
+        os.makedirs(base_dir)
+        base = os.path.join(base_dir, image_id + '.vhdx')
+        qemu_img('create', '-f', 'vhdx', base, '32M')
+
+        drv = self._driver('host1')
+        drv.init_host('host1')
+        instance = self._instance(image_id)
+        image_meta = objects.ImageMeta.from_dict(
+            {'id': image_id, 'disk_format': 'vhdx', 'properties': {}})
+        ctxt = nova_context.RequestContext('u', 'p', is_admin=True)
+        # What the compute manager passes for an image-backed instance.
+        bdi = {'root_device_name': '/dev/sda', 'ephemerals': [],
+               'block_device_mapping': [], 'swap': None}
+        drv.spawn(ctxt, instance, image_meta, [], None, {},
+                  network_info=[], block_device_info=bdi)
+
+        vm = self.host1.vms[instance.name]
+        self.assertEqual(RUNNING, vm.power_state)
+        self.assertEqual(1, vm.generation)
+        self.assertEqual((2, 1024), (vm.vcpus, vm.memory_mb))
+        self.assertEqual(instance.uuid, vm.instance_uuid)
+        root = os.path.join(self.instances_path, instance.name, 'root.vhdx')
+        self.assertEqual([(root, 'IDE', 0, 0)],
+                         [(d.path, d.controller, d.controller_addr, d.slot)
+                          for d in vm.disks])
+        self.assertEqual(base, self.host1.disks[root].parent)
+        # Root grown to the flavor's 1 GB (VHDX internal size of 1 GiB).
+        self.assertGreater(qemu_virtual_size(root, 'vhdx'), 32 * units.Mi)
+        self.assertEqual([instance.uuid], drv.list_instance_uuids())
+        self.assertEqual(1, drv.get_info(instance).state)  # RUNNING
+        self.assertEqual(1, len(vm.serial_ports) - list(
+            vm.serial_ports.values()).count(None))
+
+        drv.power_off(instance)
+        self.assertEqual(OFF, self.host1.vms[instance.name].power_state)
+        drv.power_on(ctxt, instance, [])
+        drv.destroy(ctxt, instance, [], block_device_info=bdi)
+        self.assertEqual({}, dict(self.host1.vms))
+        self.assertFalse(os.path.exists(root))
+        self.assertTrue(os.path.exists(base))
