@@ -1,0 +1,336 @@
+"""Tests of the test infrastructure: the real-OVS fixture and neutron stand-in.
+
+They need Open vSwitch installed (ovsdb-server, ovs-vswitchd, ovs-vsctl and
+the vswitch schema); they are skipped otherwise.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import types
+import unittest
+
+import fixtures
+from ovsdbapp.backend.ovs_idl import connection as ovs_connection
+from ovsdbapp.schema.open_vswitch import impl_idl
+import testtools
+from testtools import content
+
+from tests.fixtures import neutron_agent
+from tests.fixtures import ovs
+
+PORT_UUID = '3f2b3e1c-8a1d-4c55-9a51-0d5a3d1b6e7f'
+VM_UUID = '9d2c8b0e-2b6a-4f6e-8f83-6f1b4b6b9a10'
+MAC = 'fa:16:3e:12:34:56'
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+
+
+def vif_ids(iface_id=PORT_UUID, mac=MAC, vm_uuid=VM_UUID):
+    ids = {'iface-id': iface_id, 'iface-status': 'active', 'vm-uuid': vm_uuid}
+    if mac:
+        ids['attached-mac'] = mac
+    return ids
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is not a running daemon.
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            return f.read().split(')')[-1].split()[0] != 'Z'
+    except OSError:
+        return False
+
+
+@unittest.skipUnless(ovs.ovs_available(), 'Open vSwitch is not installed')
+class OpenVSwitchFixtureTest(testtools.TestCase):
+
+    def test_two_hosts_have_their_own_database(self):
+        host1 = self.useFixture(ovs.OpenVSwitchFixture())
+        host2 = self.useFixture(ovs.OpenVSwitchFixture())
+        self.assertNotEqual(host1.connection, host2.connection)
+        self.assertNotEqual(host1.unix_connection, host2.unix_connection)
+
+        host1.vsctl('add-port', 'br-int', 'only-on-1')
+
+        self.assertEqual(['only-on-1'], host1.list_ports('br-int'))
+        self.assertEqual([], host2.list_ports('br-int'))
+        self.assertEqual('br-int', host1.port_to_bridge('only-on-1'))
+        self.assertIsNone(host2.port_to_bridge('only-on-1'))
+        self.assertIsNone(host2.get_interface('only-on-1'))
+
+    def test_integration_bridge_created(self):
+        host = self.useFixture(ovs.OpenVSwitchFixture(
+            integration_bridge='br-test'))
+        self.assertEqual(['br-test'], host.list_bridges())
+        self.assertEqual('', host.bridge_datapath_type('br-test'))
+
+    def test_no_bridge_and_datapath_type(self):
+        host = self.useFixture(ovs.OpenVSwitchFixture(create_bridge=False))
+        self.assertEqual([], host.list_bridges())
+        host.add_bridge('br-x', datapath_type='netdev')
+        self.assertEqual('netdev', host.bridge_datapath_type('br-x'))
+
+    def test_uuid_named_port_gets_ofport(self):
+        host = self.useFixture(ovs.OpenVSwitchFixture())
+        host.add_port('br-int', PORT_UUID, vif_ids())
+
+        iface = host.get_interface(PORT_UUID)
+        self.assertEqual(PORT_UUID, iface['name'])
+        self.assertIsInstance(iface['ofport'], int)
+        self.assertGreater(iface['ofport'], 0)
+        self.assertIsNone(iface['error'])
+        self.assertEqual(vif_ids(), iface['external_ids'])
+        self.assertEqual([PORT_UUID], host.list_ports())
+
+    def test_without_vswitchd_ofport_is_unassigned(self):
+        host = self.useFixture(ovs.OpenVSwitchFixture(with_vswitchd=False))
+        host.vsctl('--no-wait', 'add-port', 'br-int', 'p1')
+        self.assertIsNone(host.get_interface('p1')['ofport'])
+
+    def _ovsdbapp(self, connection_string):
+        # ovsdbapp's Backend keeps its connection in a class attribute
+        # (research/testing.md section 4, pitfall 1): give each API object
+        # a class of its own.
+        api_class = type('PerTestOvsdbIdl', (impl_idl.OvsdbIdl,),
+                         {'_ovsdb_connection': None})
+        idl = ovs_connection.OvsdbIdl.from_server(connection_string,
+                                                  'Open_vSwitch')
+        conn = ovs_connection.Connection(idl, timeout=10)
+        self.addCleanup(conn.stop)
+        return api_class(conn)
+
+    def test_ovsdbapp_transaction_completes(self):
+        host = self.useFixture(ovs.OpenVSwitchFixture())
+        api = self._ovsdbapp(host.connection)
+        self.assertTrue(host.connection.startswith('tcp:127.0.0.1:'))
+
+        # One transaction, as os-vif's create_ovs_vif_port() does.  It
+        # waits for cur_cfg >= next_cfg, i.e. for the real vswitchd.
+        start = time.monotonic()
+        with api.transaction(check_error=True) as txn:
+            txn.add(api.add_port('br-int', PORT_UUID))
+            txn.add(api.db_set('Interface', PORT_UUID,
+                               ('external_ids', vif_ids())))
+        self.assertLess(time.monotonic() - start, 5)
+
+        iface = host.get_interface(PORT_UUID)
+        self.assertEqual(vif_ids(), iface['external_ids'])
+        self.assertGreater(iface['ofport'], 0)
+
+    def test_stop_refuses_connections_and_start_restores(self):
+        host = self.useFixture(ovs.OpenVSwitchFixture())
+        host.add_port('br-int', 'p1')
+        port, pids = host.port, host.pids
+
+        host.stop()
+        self.assertFalse(any(pid_alive(p) for p in pids.values()))
+        self.assertRaises(ConnectionRefusedError, socket.create_connection,
+                          ('127.0.0.1', port), 1)
+
+        host.start()
+        self.assertEqual(port, host.port)
+        self.assertEqual('tcp:127.0.0.1:%d' % port, host.connection)
+        self.assertEqual(['p1'], host.list_ports())
+        # vswitchd is back: a waiting transaction completes.
+        api = self._ovsdbapp(host.connection)
+        api.add_port('br-int', 'p2').execute(check_error=True)
+        self.assertGreater(host.get_interface('p2')['ofport'], 0)
+
+    def test_cleanup_stops_daemons_and_removes_dir(self):
+        host = ovs.OpenVSwitchFixture()
+        start = time.monotonic()
+        host.setUp()
+        elapsed = time.monotonic() - start
+        pids, directory = host.pids, host.dir
+        self.assertTrue(all(pid_alive(p) for p in pids.values()))
+        host.cleanUp()
+        self.assertFalse(any(pid_alive(p) for p in pids.values()))
+        self.assertFalse(os.path.exists(directory))
+        # Not a hard limit, just a guard against a slow start-up creeping in.
+        self.assertLess(elapsed, 3)
+
+
+@unittest.skipUnless(ovs.ovs_available(), 'Open vSwitch is not installed')
+class NeutronAgentStandInTest(testtools.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.host = self.useFixture(ovs.OpenVSwitchFixture())
+        self.up, self.down = [], []
+        self.agent = self.useFixture(neutron_agent.NeutronOVSAgentStandIn(
+            self.host, 'host1',
+            lambda *args: self.up.append(args),
+            lambda *args: self.down.append(args)))
+
+    def test_reports_vif_port_once(self):
+        self.host.add_port('br-int', PORT_UUID, vif_ids())
+        ofport = self.agent.wait_for_port(PORT_UUID)
+
+        self.assertEqual(self.host.get_interface(PORT_UUID)['ofport'], ofport)
+        self.assertEqual([('host1', PORT_UUID, vif_ids())], self.up)
+        # An unrelated change does not report it again.
+        self.host.vsctl('set', 'Interface', PORT_UUID,
+                        'external_ids:other=1')
+        self.host.add_port('br-int', 'other')
+        time.sleep(0.3)
+        self.assertEqual(1, len(self.up))
+
+    def test_port_without_attached_mac_not_reported(self):
+        self.host.add_port('br-int', 'no-mac', vif_ids('no-mac', mac=None))
+        self.host.add_port('br-int', PORT_UUID, vif_ids())
+        self.agent.wait_for_port(PORT_UUID)
+        time.sleep(0.2)
+        self.assertEqual([PORT_UUID], [args[1] for args in self.up])
+
+    def test_port_off_integration_bridge_not_reported(self):
+        self.host.add_bridge('br-other')
+        self.host.add_port('br-other', 'elsewhere', vif_ids('elsewhere'))
+        self.host.add_port('br-int', PORT_UUID, vif_ids())
+        self.agent.wait_for_port(PORT_UUID)
+        time.sleep(0.2)
+        self.assertEqual([PORT_UUID], [args[1] for args in self.up])
+
+    def test_failed_ofport_not_reported(self):
+        # Without vswitchd the ofport stays unassigned: not yet ready.
+        self.host.stop_vswitchd()
+        self.host.vsctl('--no-wait', 'add-port', 'br-int', PORT_UUID, '--',
+                        'set', 'Interface', PORT_UUID,
+                        'external_ids:iface-id=%s' % PORT_UUID,
+                        'external_ids:attached-mac="%s"' % MAC)
+        time.sleep(0.3)
+        self.assertEqual([], self.up)
+        # Once vswitchd assigns the ofport, the agent reports it.
+        self.host.start_vswitchd()
+        self.agent.wait_for_port(PORT_UUID)
+
+    def test_readded_port_reported_again(self):
+        self.host.add_port('br-int', PORT_UUID, vif_ids())
+        first = self.agent.wait_for_port(PORT_UUID)
+        self.host.del_port(PORT_UUID)
+        self.agent.wait_for_port(PORT_UUID, up=False)
+        self.host.add_port('br-int', PORT_UUID, vif_ids())
+        second = self.agent.wait_for_port(PORT_UUID)
+
+        self.assertEqual(2, len(self.up))
+        self.assertEqual([('host1', PORT_UUID, vif_ids())], self.down)
+        self.assertEqual([('up', PORT_UUID, PORT_UUID, first),
+                          ('down', PORT_UUID, PORT_UUID, first),
+                          ('up', PORT_UUID, PORT_UUID, second)],
+                         self.agent.events)
+
+    def test_survives_ovsdb_restart(self):
+        self.host.add_port('br-int', PORT_UUID, vif_ids())
+        self.agent.wait_for_port(PORT_UUID)
+        self.host.stop()
+        time.sleep(0.3)
+        self.host.start()
+        self.host.add_port('br-int', 'p2', vif_ids('p2'))
+        self.agent.wait_for_port('p2')
+        # The restarted vswitchd may renumber ofports (its dummy datapath
+        # is new): a port is reported again only if its ofport changed.
+        ups = [(e[1], e[3]) for e in self.agent.events if e[0] == 'up']
+        self.assertEqual(len(ups), len(set(ups)), self.agent.events)
+        self.assertEqual(self.host.get_interface(PORT_UUID)['ofport'],
+                         self.agent.wait_for_port(PORT_UUID))
+
+
+class VifPluggedNotifierTest(testtools.TestCase):
+    """The neutron-server side, against stand-ins of nova's test objects."""
+
+    def setUp(self):
+        super().setUp()
+        self.logger = self.useFixture(fixtures.FakeLogger())
+        self.posts = []
+        self.neutron = types.SimpleNamespace(
+            _ports={PORT_UUID: {'id': PORT_UUID, 'status': 'DOWN'}})
+
+        def api_post(url, body, **kwargs):
+            self.posts.append((url, body))
+            return types.SimpleNamespace(body={'events': [
+                dict(body['events'][0], code=200)]})
+
+        self.api = types.SimpleNamespace(api_post=api_post)
+        self.notifier = neutron_agent.VifPluggedNotifier(self.api,
+                                                         self.neutron)
+
+    def test_port_up_posts_vif_plugged(self):
+        self.notifier('host1', PORT_UUID, vif_ids())
+
+        event = {'name': 'network-vif-plugged', 'server_uuid': VM_UUID,
+                 'tag': PORT_UUID, 'status': 'completed'}
+        self.assertEqual([('/os-server-external-events',
+                           {'events': [event]})], self.posts)
+        self.assertEqual([dict(event, host='host1', code=200)],
+                         self.notifier.events_sent)
+        self.assertEqual('ACTIVE', self.neutron._ports[PORT_UUID]['status'])
+
+    def test_port_down_marks_down_without_event(self):
+        self.notifier.port_down('host1', PORT_UUID, vif_ids())
+        self.assertEqual('DOWN', self.neutron._ports[PORT_UUID]['status'])
+        self.assertEqual([], self.posts)
+
+    def test_failed_post_recorded(self):
+        def api_post(url, body, **kwargs):
+            raise RuntimeError('404')
+        self.api.api_post = api_post
+        self.notifier.port_up('host1', PORT_UUID, vif_ids())
+        self.assertEqual([], self.notifier.events_sent)
+        self.assertEqual(1, len(self.notifier.errors))
+        self.assertIn('failed: 404', self.logger.output)
+
+    @unittest.skipUnless(ovs.ovs_available(), 'Open vSwitch is not installed')
+    def test_agent_to_notifier(self):
+        host = self.useFixture(ovs.OpenVSwitchFixture())
+        agent = self.useFixture(neutron_agent.NeutronOVSAgentStandIn(
+            host, 'host1', self.notifier.port_up, self.notifier.port_down))
+        host.add_port('br-int', PORT_UUID, vif_ids())
+        agent.wait_for_port(PORT_UUID)
+        self.assertEqual(['network-vif-plugged'],
+                         [e['name'] for e in self.notifier.events_sent])
+
+
+def _eventlet_patched():
+    if 'eventlet' not in sys.modules:
+        return False
+    import eventlet.patcher
+    return eventlet.patcher.is_monkey_patched('thread')
+
+
+@unittest.skipUnless(ovs.ovs_available(), 'Open vSwitch is not installed')
+class OtherThreadingModelTest(testtools.TestCase):
+    """Run the tests above again in a child process, in the other model.
+
+    nova's test framework imports nova.monkey_patch, so functional tests use
+    the fixtures with green threads, subprocess and time; a benchmark script
+    uses them with plain threads.  Whether this process is monkey patched
+    depends on which test modules stestr imported (any importing nova.test
+    patches the whole worker), so the child covers the other case.
+    """
+
+    def test_fixtures_in_other_threading_model(self):
+        patched = _eventlet_patched()
+        code = (
+            'import sys\n'
+            '%s\n'
+            'from tests.fixtures import neutron_agent\n'
+            'assert neutron_agent._eventlet_patched() is %s\n'
+            'from testtools.run import main\n'
+            'main(["testtools.run"] + sys.argv[1:], sys.stdout)\n'
+            % ('' if patched else 'import nova.monkey_patch', not patched))
+        tests = ['%s.%s' % (__name__, cls.__name__) for cls in (
+            OpenVSwitchFixtureTest, NeutronAgentStandInTest,
+            VifPluggedNotifierTest)]
+        proc = subprocess.run([sys.executable, '-c', code] + tests, cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              timeout=300)
+        output = proc.stdout.decode('utf-8', 'replace')
+        self.addDetail('child-output', content.text_content(output))
+        self.assertEqual(0, proc.returncode, output)
+        self.assertIn('\nOK', output)
