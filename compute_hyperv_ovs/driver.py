@@ -8,7 +8,8 @@ the base driver's:
   of ``os_vif.plug()`` with os-vif's ``ovs`` plugin, which has no Windows
   path since os-vif 4.0.0.
 - spawn: refuses images Hyper-V cannot boot before anything is created, and
-  turns a failed plug into an aborted build with the plug error as fault.
+  turns a failed plug or a missing network-vif-plugged into an aborted build
+  whose fault says what to check on this host.
 - cleanup_host: closes the OVSDB connection.
 
 Configure with ``compute_driver = compute_hyperv_ovs.driver.HyperVOVSDriver``
@@ -16,13 +17,17 @@ Configure with ``compute_driver = compute_hyperv_ovs.driver.HyperVOVSDriver``
 """
 
 from nova import exception as nova_exception
+from nova.i18n import _
+import nova.conf
 from nova.virt.hyperv import driver as hyperv_driver
+from os_vif import objects as osv_objects
 from oslo_log import log as logging
 
 from compute_hyperv_ovs import conf  # noqa: F401 (registers the options)
 from compute_hyperv_ovs.os_vif_plugin import plugin
 from compute_hyperv_ovs import vmops
 
+CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
 
 
@@ -31,6 +36,9 @@ class HyperVOVSDriver(hyperv_driver.HyperVDriver):
 
     def __init__(self, virtapi):
         super().__init__(virtapi)
+        # nova-compute's main registers these through os_vif.initialize();
+        # do it here too so the driver works wherever it is built.
+        osv_objects.register_all()
         # Not through os_vif.initialize(): os-vif keeps one plugin object per
         # process, and every compute driver needs its own OVSDB connection.
         self._vif_plugin = plugin.HyperVOvsPlugin.load(plugin.PLUGIN_NAME)
@@ -55,6 +63,18 @@ class HyperVOVSDriver(hyperv_driver.HyperVDriver):
             raise nova_exception.BuildAbortException(
                 instance_uuid=instance.uuid,
                 reason=exc.format_message()) from exc
+        except nova_exception.VirtualInterfaceCreateException as exc:
+            # nova's own fault here is "Failed to allocate the network(s)",
+            # which sends operators to neutron-server instead of this host.
+            waited = [vif['id'] for vif in network_info or ()
+                      if vif.get('active') is False]
+            raise nova_exception.BuildAbortException(
+                instance_uuid=instance.uuid,
+                reason=_('no network-vif-plugged for port(s) %(ports)s within '
+                         '%(timeout)s s; check that neutron-openvswitch-agent '
+                         'runs on this host and sees them on the bridge') % {
+                             'ports': ', '.join(waited),
+                             'timeout': CONF.vif_plugging_timeout}) from exc
 
     def cleanup_host(self, host):
         super().cleanup_host(host)

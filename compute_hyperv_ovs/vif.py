@@ -84,12 +84,13 @@ class HyperVOVSVIFDriver(hyperv_vif.HyperVVIFDriver):
         try:
             self._vif_plugin.plug(osvif_vif, osvif_instance)
         except ovsdb.OvsdbUnavailable as exc:
+            LOG.error('Port %(port)s not registered in Open vSwitch: %(err)s',
+                      {'port': osvif_vif.id, 'err': exc}, instance=instance)
             raise exception.VirtualInterfacePlugException(
-                _('Cannot register port %(port)s in Open vSwitch: %(err)s. '
-                  'Check that ovsdb-server runs and listens on the address '
-                  'in [%(group)s] ovsdb_connection.') % {
-                      'port': osvif_vif.id, 'err': exc,
-                      'group': plugin.CONFIG_GROUP})
+                _('OVSDB at %(conn)s is unreachable ([%(group)s] '
+                  'ovsdb_connection): check that ovsdb-server runs and '
+                  'listens there') % {'conn': exc.connection,
+                                      'group': plugin.CONFIG_GROUP})
 
     def unplug(self, instance, vif):
         """Remove the OVS port; a missing port is not an error.

@@ -1,0 +1,138 @@
+"""nova's in-process stack with simulated Hyper-V hosts and real OVS.
+
+Each compute host is three things: a simulated Hyper-V host (the only
+fake), a private ovsdb-server + ovs-vswitchd, and a neutron-openvswitch-
+agent stand-in reading that OVSDB and posting ``network-vif-plugged``
+through nova's API.  nova itself (API, conductor, scheduler, placement,
+compute manager) is real and loads the driver by its configured name.
+"""
+
+import copy
+import os
+import sys
+
+import fixtures
+import nova.conf
+from nova.tests.functional import integrated_helpers
+from oslo_utils import uuidutils
+
+from tests.fixtures import hyperv
+from tests.fixtures import images
+from tests.fixtures import neutron_agent
+from tests.fixtures import ovs
+
+CONF = nova.conf.CONF
+
+DRIVER = 'compute_hyperv_ovs.driver.HyperVOVSDriver'
+VSWITCH = 'external'
+OVSDB_GROUP = 'os_vif_hyperv_ovs'
+
+
+class HyperVOVSTestBase(integrated_helpers._IntegratedTestBase):
+    """Starts no compute by itself: tests call :meth:`start_compute`."""
+
+    ADMIN_API = True
+    microversion = 'latest'
+    # Seconds nova waits for network-vif-plugged.  Short, so a missing event
+    # fails the test quickly; the stand-in agent answers within a second.
+    VIF_PLUGGING_TIMEOUT = 30
+
+    def setUp(self):
+        self.ovs = {}
+        self.agents = {}
+        self._ports_made = 0
+        super().setUp()
+        self.images = self.useFixture(images.DiskImagesFixture(self.glance))
+        self.flavor_id = self._create_flavor(
+            memory_mb=1024, vcpu=2, disk=2, ephemeral=0)
+
+    def _setup_services(self):
+        # A pip-installed nova keeps api-paste.ini under <prefix>/etc/nova.
+        self.flags(api_paste_config=os.path.join(
+            sys.prefix, 'etc', 'nova', 'api-paste.ini'), group='wsgi')
+        self.flags(compute_driver=DRIVER)
+        self.flags(instances_path=self.useFixture(fixtures.TempDir()).path)
+        self.flags(vswitch_name=VSWITCH, group='hyperv')
+        self.flags(vif_plugging_timeout=self.VIF_PLUGGING_TIMEOUT,
+                   vif_plugging_is_fatal=True)
+        self.flags(timeout=5, group=OVSDB_GROUP)
+        self.hyperv = self.useFixture(hyperv.HyperVHostsFixture())
+        self.vif_plugged = None  # needs the API, made once it exists
+        super()._setup_services()
+        self.vif_plugged = neutron_agent.VifPluggedNotifier(
+            self.admin_api, self.neutron)
+
+    def _setup_compute_service(self):
+        return None
+
+    def start_compute(self, hostname):
+        """Start nova-compute on a new simulated Hyper-V host.
+
+        :returns: the compute service.
+        """
+        ovs_fixture = self.useFixture(ovs.OpenVSwitchFixture())
+        self.ovs[hostname] = ovs_fixture
+        self.hyperv.add_host(hostname, vswitch_name=VSWITCH)
+        # Read by the driver when it is built, so each host's driver talks
+        # to its own OVSDB.
+        self.flags(ovsdb_connection=ovs_fixture.connection,
+                   group=OVSDB_GROUP)
+        with self.hyperv.building(hostname):
+            compute = self.start_service('compute', host=hostname)
+        self.computes[hostname] = compute
+        self.agents[hostname] = self.useFixture(
+            neutron_agent.NeutronOVSAgentStandIn(
+                ovs_fixture, hostname, on_port_up=self._port_up))
+        return compute
+
+    def _port_up(self, host, iface_id, external_ids):
+        if self.vif_plugged is not None:
+            self.vif_plugged.port_up(host, iface_id, external_ids)
+
+    def host(self, hostname):
+        """The simulated Hyper-V host's state."""
+        return self.hyperv.hosts[hostname]
+
+    def create_port(self, network=None):
+        """A neutron port that is DOWN until its host's agent wires it.
+
+        nova waits for ``network-vif-plugged`` only for ports that are not
+        ACTIVE (vmops ``_get_neutron_events``), as with a real neutron.
+        """
+        port = copy.deepcopy(self.neutron.port_1)
+        port.update({
+            'id': uuidutils.generate_uuid(),
+            'mac_address': 'fa:16:3e:%02x:%02x:%02x' % tuple(
+                os.urandom(3)),
+            'status': 'DOWN',
+        })
+        self._ports_made += 1
+        port['fixed_ips'] = [dict(port['fixed_ips'][0],
+                                  ip_address='192.168.1.%d' % (
+                                      100 + self._ports_made))]
+        if network is not None:
+            port['network_id'] = network['id']
+        self.neutron._ports[port['id']] = port
+        return port
+
+    def boot(self, image_id, port=None, expected_state='ACTIVE',
+             host=None, **kwargs):
+        """Boot a server on one port; returns (server, port)."""
+        port = port or self.create_port()
+        server = self._create_server(
+            image_uuid=image_id, flavor_id=kwargs.pop('flavor_id',
+                                                      self.flavor_id),
+            networks=[{'port': port['id']}], host=host,
+            expected_state=expected_state, **kwargs)
+        return server, port
+
+    def vm_of(self, server, hostname=None):
+        """The simulated VM behind a server (None when it does not exist)."""
+        hostname = hostname or server['OS-EXT-SRV-ATTR:host']
+        name = server['OS-EXT-SRV-ATTR:instance_name']
+        return self.host(hostname).vms.get(name)
+
+    @staticmethod
+    def instance_dir(server):
+        return os.path.join(CONF.instances_path,
+                            server['OS-EXT-SRV-ATTR:instance_name'])

@@ -1,0 +1,211 @@
+"""Boot and delete servers through nova on simulated Hyper-V hosts + OVS."""
+
+import os
+
+from os_win import constants as os_win_const
+
+from tests.functional import base
+
+
+class BootTestBase(base.HyperVOVSTestBase):
+
+    def assert_ovs_port(self, hostname, server, port):
+        """The port as neutron-openvswitch-agent needs it, read from OVSDB."""
+        switch = self.ovs[hostname]
+        self.assertIn(port['id'], switch.list_ports('br-int'))
+        iface = switch.get_interface(port['id'])
+        self.assertEqual({'iface-id': port['id'],
+                          'attached-mac': port['mac_address'],
+                          'iface-status': 'active',
+                          'vm-uuid': server['id']},
+                         iface['external_ids'])
+        self.assertGreater(iface['ofport'], 0)
+
+    def assert_nothing_left(self, server, hostname, port):
+        self.assertIsNone(self.vm_of(server, hostname))
+        self.assertNotIn(port['id'], self.ovs[hostname].list_ports('br-int'))
+        self.assertFalse(os.path.exists(self.instance_dir(server)))
+
+    def assert_no_allocation(self, server):
+        self.assertEqual({}, self._get_allocations_by_server_uuid(
+            server['id']))
+
+    def assert_vif_plugged_sent(self, hostname, server, port):
+        self.assertIn(
+            (hostname, 'network-vif-plugged', server['id'], port['id']),
+            [(e['host'], e['name'], e['server_uuid'], e['tag'])
+             for e in self.vif_plugged.events_sent])
+
+
+class BootTest(BootTestBase):
+
+    def setUp(self):
+        super().setUp()
+        self.start_compute('host1')
+
+    def assert_booted_on_host1(self, server, port, generation, disk_format):
+        self.assertEqual('host1', server['OS-EXT-SRV-ATTR:host'])
+        vm = self.vm_of(server)
+        self.assertEqual(generation, vm.generation)
+        self.assertEqual(2, vm.vcpus)
+        self.assertEqual(1024, vm.memory_mb)
+        self.assertEqual(os_win_const.HYPERV_VM_STATE_ENABLED,
+                         vm.power_state)
+        self.assertEqual(server['id'], vm.instance_uuid)
+
+        # Root disk: a differencing disk whose parent is the cached image.
+        root = os.path.join(self.instance_dir(server),
+                            'root.' + disk_format)
+        self.assertIn(root, [d.path for d in vm.disks])
+        disk = self.host('host1').disks[root]
+        self.assertEqual(os_win_const.VHD_TYPE_DIFFERENCING, disk.type)
+        base_dir = os.path.join(base.CONF.instances_path, '_base')
+        self.assertEqual(base_dir, os.path.dirname(disk.parent))
+        self.assertTrue(os.path.exists(disk.parent))
+
+        # The vNIC, named after the port, on the configured vSwitch.
+        nic = vm.nics[port['id']]
+        self.assertEqual(port['mac_address'].lower(), nic.mac.lower())
+        self.assertEqual(base.VSWITCH, nic.vswitch)
+        self.assertEqual(port['id'], nic.switch_port)
+
+        self.assert_ovs_port('host1', server, port)
+        self.assert_vif_plugged_sent('host1', server, port)
+
+    def test_boot_vhdx_generation2_then_delete(self):
+        image = self.images.create_image(
+            'vhdx', properties={'hw_machine_type': 'hyperv-gen2'})
+
+        server, port = self.boot(image)
+
+        self.assert_booted_on_host1(server, port, 2, 'vhdx')
+
+        self._delete_server(server)
+
+        self.assert_nothing_left(server, 'host1', port)
+        self.assert_no_allocation(server)
+
+    def test_boot_vhd_generation1_then_delete(self):
+        image = self.images.create_image('vhd')
+
+        server, port = self.boot(image)
+
+        self.assert_booted_on_host1(server, port, 1, 'vhd')
+        self._delete_server(server)
+        self.assert_nothing_left(server, 'host1', port)
+
+    def test_boot_waits_for_network_vif_plugged(self):
+        # Without the agent stand-in no event comes and nova's
+        # vif_plugging_is_fatal turns the wait into a failed build.
+        self.agents['host1'].stop()
+        self.flags(vif_plugging_timeout=2)
+        image = self.images.create_image('vhdx')
+
+        server, port = self.boot(image, expected_state='ERROR')
+
+        self.assertIn('no network-vif-plugged for port(s) %s' % port['id'],
+                      server['fault']['message'])
+        self.assertIn('neutron-openvswitch-agent', server['fault']['message'])
+        self.assert_nothing_left(server, 'host1', port)
+        self.assertEqual([], self.vif_plugged.events_sent)
+
+
+class BadInputTest(BootTestBase):
+    """Each case: ERROR, a fault saying what to do, nothing left behind."""
+
+    def setUp(self):
+        super().setUp()
+        self.start_compute('host1')
+
+    def boot_fails(self, image, **kwargs):
+        server, port = self.boot(image, expected_state='ERROR', **kwargs)
+        self.assert_nothing_left(server, 'host1', port)
+        self.assert_no_allocation(server)
+        self.assertEqual({}, self.host('host1').vms)
+        return server['fault']['message']
+
+    def test_qcow2_image_is_refused(self):
+        image = self.images.create_image('qcow2')
+
+        fault = self.boot_fails(image)
+
+        self.assertIn('disk_format is qcow2', fault)
+        self.assertIn('Hyper-V boots VHD or VHDX', fault)
+        self.assertIn('qemu-img convert -O vhdx', fault)
+
+    def test_raw_content_declared_vhdx_is_refused(self):
+        image = self.images.create_image('raw', disk_format='vhdx',
+                                         size_gb=0.01)
+
+        fault = self.boot_fails(image)
+
+        self.assertIn('neither VHD nor VHDX', fault)
+        self.assertIn('Hyper-V boots VHD or VHDX', fault)
+        self.assertEqual([], self.cached_images())
+
+    def test_vhd_content_declared_vhdx_is_refused(self):
+        image = self.images.create_image('vhd', disk_format='vhdx')
+
+        fault = self.boot_fails(image)
+
+        self.assertIn('declared disk_format=vhdx but its content is VHD',
+                      fault)
+        self.assertEqual([], self.cached_images())
+
+    def test_image_larger_than_flavor_root_disk_is_refused(self):
+        image = self.images.create_image('vhdx', size_gb=3)
+
+        fault = self.boot_fails(image)
+
+        self.assertIn("Flavor's disk is too small", fault)
+        self.assertIn('3221225472 bytes', fault)
+        self.assertIn('larger root_gb', fault)
+
+    def test_generation2_vhd_is_refused(self):
+        image = self.images.create_image(
+            'vhd', properties={'hw_machine_type': 'hyperv-gen2'})
+
+        fault = self.boot_fails(image)
+
+        self.assertIn('hyperv-gen2 boots VHDX only', fault)
+
+    def cached_images(self):
+        # nova's image cache leaves its external lock files; images only.
+        return [f for f in os.listdir(os.path.join(
+            base.CONF.instances_path, '_base')) if not f.endswith('.lock')]
+
+    def test_ovsdb_unreachable_at_plug(self):
+        switch = self.ovs['host1']
+        switch.stop()
+        image = self.images.create_image('vhdx')
+
+        server, port = self.boot(image, expected_state='ERROR')
+
+        fault = server['fault']['message']
+        self.assertIn('OVSDB at %s is unreachable' % switch.connection, fault)
+        self.assertIn('ovsdb_connection', fault)
+        # The database survives on disk: read it back to see no port.
+        switch.start()
+        self.assert_nothing_left(server, 'host1', port)
+        self.assert_no_allocation(server)
+
+
+class TwoHostsTest(BootTestBase):
+
+    def setUp(self):
+        super().setUp()
+        self.start_compute('host1')
+        self.start_compute('host2')
+
+    def test_each_port_lands_in_its_own_hosts_ovsdb(self):
+        image = self.images.create_image('vhdx')
+
+        server1, port1 = self.boot(image, host='host1')
+        server2, port2 = self.boot(image, host='host2')
+
+        self.assert_ovs_port('host1', server1, port1)
+        self.assert_ovs_port('host2', server2, port2)
+        self.assertNotIn(port2['id'], self.ovs['host1'].list_ports('br-int'))
+        self.assertNotIn(port1['id'], self.ovs['host2'].list_ports('br-int'))
+        self.assertIsNone(self.vm_of(server1, 'host2'))
+        self.assertIsNone(self.vm_of(server2, 'host1'))
