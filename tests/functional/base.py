@@ -16,6 +16,7 @@ import nova.conf
 from nova.tests.functional import integrated_helpers
 from oslo_utils import uuidutils
 
+from compute_hyperv_ovs import conf  # noqa: F401 (registers the options)
 from tests.fixtures import hyperv
 from tests.fixtures import images
 from tests.fixtures import neutron_agent
