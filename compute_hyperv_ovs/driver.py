@@ -16,9 +16,9 @@ Configure with ``compute_driver = compute_hyperv_ovs.driver.HyperVOVSDriver``
 (nova resolves it through ``nova/virt/compute_hyperv_ovs/driver.py``).
 """
 
+import nova.conf
 from nova import exception as nova_exception
 from nova.i18n import _
-import nova.conf
 from nova.virt.hyperv import driver as hyperv_driver
 from os_vif import objects as osv_objects
 from oslo_log import log as logging

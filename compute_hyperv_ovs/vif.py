@@ -6,12 +6,12 @@ OVS-enabled vSwitch under that name (OVS datapath-windows ``Vport.c``
 ``OvsNewVportCmdHandler``; nova 28 ``virt/hyperv/vif.py``).
 """
 
+import nova.conf
 from nova import exception
 from nova.i18n import _
 from nova.network import model
 from nova.network import os_vif_util
 from nova.virt.hyperv import vif as hyperv_vif
-import nova.conf
 from os_vif.objects import vif as osv_vif
 from oslo_log import log as logging
 

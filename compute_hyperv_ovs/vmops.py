@@ -1,8 +1,8 @@
 """VM operations of the base driver, with OVS VIFs and checked images."""
 
+from nova import exception as nova_exception
 from nova.virt.hyperv import constants
 from nova.virt.hyperv import vmops
-from nova import exception as nova_exception
 
 from compute_hyperv_ovs import exception
 from compute_hyperv_ovs import imagecache

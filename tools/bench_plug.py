@@ -138,8 +138,8 @@ def main():
           'p99 %.2f ms' % (statistics.median(bare_s) * ms,
                            percentile(bare_s, 99) * ms))
     print('  per plug: %.2f OVSDB write transactions, %.2f read-backs of '
-          'ofport/error (local replica)' % (
-        writes / float(args.ports), reads / float(args.ports)))
+          'ofport/error (local replica)' % (writes / float(args.ports),
+                                            reads / float(args.ports)))
     print('  plug median / bare median: %.2fx (target <= 1.5x)' % ratio)
     print('  plugin ports left after unplug: %d' % ports_left)
     return 0 if ratio <= 1.5 and ports_left == 0 else 1

@@ -37,9 +37,11 @@ class DriverLoadTest(test.NoDBTestCase):
                               vif.HyperVOVSVIFDriver)
 
     def test_each_driver_has_its_own_ovsdb_connection(self):
-        self.flags(ovsdb_connection='tcp:127.0.0.1:1', group='os_vif_hyperv_ovs')
+        self.flags(ovsdb_connection='tcp:127.0.0.1:1',
+                   group='os_vif_hyperv_ovs')
         first = self.load()
-        self.flags(ovsdb_connection='tcp:127.0.0.1:2', group='os_vif_hyperv_ovs')
+        self.flags(ovsdb_connection='tcp:127.0.0.1:2',
+                   group='os_vif_hyperv_ovs')
         second = self.load()
 
         self.assertEqual('tcp:127.0.0.1:1', first._vif_plugin.ovsdb.connection)
