@@ -1,0 +1,4 @@
+project = 'compute-hyperv-ovs release notes'
+extensions = ['reno.sphinxext']
+master_doc = 'index'
+html_theme = 'alabaster'
