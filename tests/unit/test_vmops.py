@@ -1,0 +1,169 @@
+"""VMOps: images Hyper-V cannot boot are refused, and nothing is left over."""
+
+import os
+import subprocess
+
+import fixtures
+from nova import context as nova_context
+from nova import exception as nova_exception
+from nova import objects
+from nova import test
+from nova.virt.hyperv import constants
+from oslo_utils import uuidutils
+
+from compute_hyperv_ovs import exception
+from compute_hyperv_ovs.os_vif_plugin import plugin
+from compute_hyperv_ovs import vmops
+from tests.fixtures import hyperv
+
+# What the compute manager passes for an image-backed instance.
+IMAGE_BACKED_BDI = {'root_device_name': '/dev/sda', 'ephemerals': [],
+                    'block_device_mapping': [], 'swap': None}
+# ... and for one booted from a volume.
+VOLUME_BACKED_BDI = {
+    'root_device_name': '/dev/sda', 'ephemerals': [], 'swap': None,
+    'block_device_mapping': [{'mount_device': '/dev/sda', 'boot_index': 0,
+                              'connection_info': {}}]}
+
+
+def image_meta(disk_format, machine_type=None, image_id=None):
+    properties = {}
+    if machine_type:
+        properties['hw_machine_type'] = machine_type
+    return objects.ImageMeta.from_dict(
+        {'id': image_id or uuidutils.generate_uuid(),
+         'disk_format': disk_format, 'properties': properties})
+
+
+class VMOpsTestCase(test.NoDBTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.instances_path = self.useFixture(fixtures.TempDir()).path
+        self.flags(instances_path=self.instances_path)
+        self.hosts = self.useFixture(hyperv.HyperVHostsFixture())
+        self.hosts.add_host('host1')
+        # Nothing here reaches OVSDB: the connection opens on first plug.
+        vif_plugin = plugin.HyperVOvsPlugin.load(plugin.PLUGIN_NAME)
+        with self.hosts.building('host1'):
+            self.vmops = vmops.VMOps(None, vif_plugin)
+
+    def instance(self, image_id=None, root_gb=1, disk_format='vhdx'):
+        flavor = objects.Flavor(
+            id=1, flavorid='1', name='m1.test', memory_mb=1024, vcpus=1,
+            root_gb=root_gb, ephemeral_gb=0, swap=0, extra_specs={})
+        return objects.Instance(
+            id=1, uuid=uuidutils.generate_uuid(),
+            image_ref=image_id or uuidutils.generate_uuid(),
+            flavor=flavor, old_flavor=None, root_gb=root_gb,
+            project_id='p', user_id='u',
+            # What nova-api copies from the image (instance.image_meta).
+            system_metadata={'image_disk_format': disk_format})
+
+
+class CheckImageTestCase(VMOpsTestCase):
+
+    def check(self, meta, bdi=IMAGE_BACKED_BDI):
+        self.vmops.check_image(self.instance(meta.id), meta, bdi)
+
+    def test_non_vhd_disk_formats_refused_naming_the_format(self):
+        for disk_format in ('qcow2', 'raw'):
+            meta = image_meta(disk_format)
+
+            exc = self.assertRaises(exception.ImageNotVHD, self.check, meta)
+
+            self.assertIsInstance(exc, nova_exception.ImageUnacceptable)
+            message = exc.format_message()
+            self.assertIn(meta.id, message)
+            self.assertIn('disk_format is %s' % disk_format, message)
+            self.assertIn('qemu-img convert', message)
+
+    def test_generation2_vhd_refused(self):
+        meta = image_meta('vhd', constants.IMAGE_PROP_VM_GEN_2)
+
+        exc = self.assertRaises(exception.Generation2NeedsVHDX,
+                                self.check, meta)
+
+        self.assertIsInstance(exc, nova_exception.ImageUnacceptable)
+        self.assertIn(meta.id, exc.format_message())
+
+    def test_generation1_vhd_accepted(self):
+        self.check(image_meta('vhd', constants.IMAGE_PROP_VM_GEN_1))
+        self.check(image_meta('vhd'))  # host default: generation 1
+
+    def test_generation2_vhdx_accepted(self):
+        self.check(image_meta('vhdx', constants.IMAGE_PROP_VM_GEN_2))
+
+    def test_boot_from_volume_is_not_checked(self):
+        self.check(image_meta('qcow2'), VOLUME_BACKED_BDI)
+        self.check(image_meta('vhd', constants.IMAGE_PROP_VM_GEN_2),
+                   VOLUME_BACKED_BDI)
+
+
+class CreateRootDeviceTestCase(VMOpsTestCase):
+
+    def cached_image(self, fmt, size):
+        """An image already in the image cache, as the base driver finds it."""
+        image_id = uuidutils.generate_uuid()
+        base_dir = os.path.join(self.instances_path, '_base')
+        os.makedirs(base_dir, exist_ok=True)
+        args = {'vhd': ['-f', 'vpc', '-o', 'subformat=dynamic'],
+                'vhdx': ['-f', 'vhdx']}[fmt]
+        subprocess.check_call(
+            ['qemu-img', 'create'] + args +
+            [os.path.join(base_dir, '%s.%s' % (image_id, fmt)), size],
+            stdout=subprocess.DEVNULL)
+        return image_id
+
+    def create_root(self, instance, vm_gen=constants.VM_GEN_1):
+        root_disk_info = {'type': constants.DISK}
+        self.vmops._create_root_device(
+            nova_context.get_admin_context(), instance, root_disk_info,
+            vm_gen)
+        return root_disk_info['path']
+
+    def instance_dir_content(self, instance):
+        path = os.path.join(self.instances_path, instance.name)
+        return os.listdir(path) if os.path.exists(path) else []
+
+    def test_root_disk_of_fitting_image_is_created(self):
+        instance = self.instance(self.cached_image('vhdx', '32M'))
+
+        path = self.create_root(instance)
+
+        self.assertEqual(
+            os.path.join(self.instances_path, instance.name, 'root.vhdx'),
+            path)
+        self.assertEqual(['root.vhdx'], self.instance_dir_content(instance))
+
+    def test_vhdx_image_larger_than_root_disk_refused_leaving_nothing(self):
+        instance = self.instance(self.cached_image('vhdx', '2G'), root_gb=1)
+
+        exc = self.assertRaises(exception.RootDiskTooSmall,
+                                self.create_root, instance)
+
+        self.assertIsInstance(exc, nova_exception.FlavorDiskSmallerThanImage)
+        self.assertIn('%d bytes' % (2 * 1024 ** 3), exc.format_message())
+        self.assertIn('larger root_gb', exc.format_message())
+        self.assertEqual([], self.instance_dir_content(instance))
+
+    def test_vhd_image_larger_than_root_disk_refused_leaving_nothing(self):
+        instance = self.instance(self.cached_image('vhd', '2G'), root_gb=1,
+                                 disk_format='vhd')
+
+        exc = self.assertRaises(exception.RootDiskTooSmall,
+                                self.create_root, instance)
+
+        self.assertIsInstance(exc, nova_exception.FlavorDiskSmallerThanImage)
+        self.assertIn('larger root_gb', exc.format_message())
+        self.assertEqual([], self.instance_dir_content(instance))
+
+    def test_generation2_on_vhd_root_refused_as_needing_vhdx(self):
+        instance = self.instance(self.cached_image('vhd', '32M'),
+                                 disk_format='vhd')
+
+        exc = self.assertRaises(exception.Generation2NeedsVHDX,
+                                self.create_root, instance,
+                                constants.VM_GEN_2)
+
+        self.assertIn(instance.image_ref, exc.format_message())
