@@ -1,12 +1,17 @@
 """HyperVOVSDriver as nova loads and builds it."""
 
+from nova.network import model as network_model
+from nova import objects
 from nova import test
 from nova.virt import driver as virt_driver
+from os_win import utilsfactory
+from oslo_utils import uuidutils
 
 from compute_hyperv_ovs import driver
 from compute_hyperv_ovs import vif
 from compute_hyperv_ovs import vmops
 from tests.fixtures import hyperv
+from tests.fixtures import ovs
 
 
 class DriverLoadTest(test.NoDBTestCase):
@@ -47,3 +52,64 @@ class DriverLoadTest(test.NoDBTestCase):
         self.assertEqual('tcp:127.0.0.1:1', first._vif_plugin.ovsdb.connection)
         self.assertEqual('tcp:127.0.0.1:2',
                          second._vif_plugin.ovsdb.connection)
+
+
+class CleanupHostTest(test.NoDBTestCase):
+    """cleanup_host closes the OVSDB connection; the next plug reopens it."""
+
+    def setUp(self):
+        super().setUp()
+        self.ovs = self.useFixture(ovs.OpenVSwitchFixture())
+        self.flags(ovsdb_connection=self.ovs.connection, timeout=3,
+                   group='os_vif_hyperv_ovs')
+        self.flags(vswitch_name='ovs-switch', group='hyperv')
+        self.hosts = self.useFixture(hyperv.HyperVHostsFixture())
+        self.hosts.add_host('host1', vswitch_name='ovs-switch')
+        with self.hosts.building('host1'):
+            self.driver = virt_driver.load_compute_driver(
+                None, 'compute_hyperv_ovs.driver.HyperVOVSDriver')
+            self.vmutils = utilsfactory.get_vmutils()
+        self.addCleanup(self.driver._vif_plugin.ovsdb.close)
+        self.instance = objects.Instance(
+            id=1, uuid=uuidutils.generate_uuid(), project_id='p',
+            user_id='u')
+        self.vmutils.create_vm(self.instance.name, False, 1, '/instances',
+                               [self.instance.uuid])
+
+    def plug_new_vif(self):
+        port_id = uuidutils.generate_uuid()
+        self.vmutils.create_nic(self.instance.name, port_id,
+                                'fa:16:3e:00:00:01')
+        network = network_model.Network(id=uuidutils.generate_uuid(),
+                                        bridge='br-int', label='private',
+                                        subnets=[])
+        vif = network_model.VIF(id=port_id, address='fa:16:3e:00:00:01',
+                                network=network, type='ovs', details={},
+                                active=False, ovs_interfaceid=port_id)
+        self.driver.plug_vifs(self.instance, [vif])
+        return port_id
+
+    def test_cleanup_host_closes_the_ovsdb_connection(self):
+        self.plug_new_vif()
+        client = self.driver._vif_plugin.ovsdb
+        ovsdb_connection = client._api.ovsdb_connection
+
+        self.driver.cleanup_host('host1')
+
+        self.assertIsNone(client._api)
+        self.assertFalse(ovsdb_connection.is_running)
+
+    def test_cleanup_host_before_any_plug_is_harmless(self):
+        self.driver.cleanup_host('host1')
+
+        self.assertIsNone(self.driver._vif_plugin.ovsdb._api)
+
+    def test_plug_after_cleanup_host_reconnects(self):
+        first = self.plug_new_vif()
+        self.driver.cleanup_host('host1')
+
+        second = self.plug_new_vif()
+
+        self.assertIsNotNone(self.driver._vif_plugin.ovsdb._api)
+        self.assertEqual(sorted([first, second]),
+                         sorted(self.ovs.list_ports('br-int')))
