@@ -9,6 +9,7 @@ from os_win import exceptions as os_win_exc
 from os_win import utilsfactory
 from oslo_utils import uuidutils
 
+from compute_hyperv_ovs import conf  # noqa: F401 (registers the options)
 from compute_hyperv_ovs.os_vif_plugin import plugin
 from compute_hyperv_ovs import vif
 from tests.fixtures import hyperv
