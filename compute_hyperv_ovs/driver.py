@@ -7,7 +7,8 @@ the base driver's:
   ``hyperv_ovs`` os-vif plugin (one OVSDB connection per driver), instead
   of ``os_vif.plug()`` with os-vif's ``ovs`` plugin, which has no Windows
   path since os-vif 4.0.0.
-- spawn: refuses images Hyper-V cannot boot before anything is created, and
+- spawn: refuses images Hyper-V cannot boot and config drive formats it
+  cannot build before anything is created, and
   turns a failed plug or a missing network-vif-plugged into an aborted build
   whose fault says what to check on this host.
 - cleanup_host: closes the OVSDB connection.
@@ -51,6 +52,7 @@ class HyperVOVSDriver(hyperv_driver.HyperVDriver):
               admin_password, allocations, network_info=None,
               block_device_info=None, power_on=True, accel_info=None):
         self._vmops.check_image(instance, image_meta, block_device_info)
+        self._vmops.check_config_drive(instance)
         try:
             super().spawn(context, instance, image_meta, injected_files,
                           admin_password, allocations, network_info,

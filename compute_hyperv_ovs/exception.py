@@ -23,6 +23,12 @@ class Generation2NeedsVHDX(exception.ImageUnacceptable):
                 "hyperv-gen1")
 
 
+class ConfigDriveFormatUnsupported(exception.InvalidInput):
+    msg_fmt = _("config_drive_format=%(format)s is not supported: Hyper-V "
+                "config drives are ISO 9660 (as DVD or VHD); set [DEFAULT] "
+                "config_drive_format = iso9660")
+
+
 class RootDiskTooSmall(exception.FlavorDiskSmallerThanImage):
     msg_fmt = _("Flavor's disk is too small for the image: its virtual disk "
                 "is %(image_size)i bytes, the flavor allows %(flavor_size)i; "

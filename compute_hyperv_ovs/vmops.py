@@ -1,12 +1,16 @@
 """VM operations of the base driver, with OVS VIFs and checked images."""
 
+import nova.conf
 from nova import exception as nova_exception
+from nova.virt import configdrive
 from nova.virt.hyperv import constants
 from nova.virt.hyperv import vmops
 
 from compute_hyperv_ovs import exception
 from compute_hyperv_ovs import imagecache
 from compute_hyperv_ovs import vif
+
+CONF = nova.conf.CONF
 
 HYPERV_DISK_FORMATS = (constants.DISK_FORMAT_VHD.lower(),
                        constants.DISK_FORMAT_VHDX.lower())
@@ -47,6 +51,22 @@ class VMOps(vmops.VMOps):
         if (vm_gen == constants.VM_GEN_2 and
                 disk_format == constants.DISK_FORMAT_VHD.lower()):
             raise exception.Generation2NeedsVHDX(image_id=image_meta.id)
+
+    @staticmethod
+    def check_config_drive(instance):
+        """Refuse a config drive format the driver cannot build.
+
+        nova 28's ``_create_config_drive`` raises the same refusal only after
+        the VM exists, as an error the compute manager reschedules.
+
+        :raises compute_hyperv_ovs.exception.ConfigDriveFormatUnsupported:
+            the instance needs a config drive and ``[DEFAULT]
+            config_drive_format`` is not iso9660.
+        """
+        if (configdrive.required_by(instance) and
+                CONF.config_drive_format != 'iso9660'):
+            raise exception.ConfigDriveFormatUnsupported(
+                format=CONF.config_drive_format)
 
     def _create_root_device(self, context, instance, root_disk_info, vm_gen):
         try:
