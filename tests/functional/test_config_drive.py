@@ -49,8 +49,7 @@ class ConfigDriveTestBase(base.HyperVOVSTestBase):
         self.scratch = self.useFixture(fixtures.TempDir()).path
 
     def boot_with_drive(self, image_id, expected_state='ACTIVE', **fields):
-        """Boot with user data and a known admin password; returns
-        (server, port)."""
+        """Boot with user data and a known password; returns (server, port)."""
         port = self.create_port()
         body = self._build_server(image_uuid=image_id,
                                   flavor_id=self.flavor_id,
