@@ -1,5 +1,6 @@
 """HyperVOVSVIFDriver: the vNIC on the vSwitch, then the port in a real OVS."""
 
+from nova.compute import utils as compute_utils
 from nova import exception as nova_exception
 from nova.network import model as network_model
 from nova import objects
@@ -178,6 +179,38 @@ class VIFDriverTestCase(test.NoDBTestCase):
         self.assertIn(nova_vif['id'], exc.format_message())
         self.assertIsNone(self.nic(nova_vif).vswitch)
         self.assertEqual([], self.ovs.list_ports('br-int'))
+
+    def test_unplug_of_refused_hybrid_plug_vif_does_not_raise(self):
+        # Plug refused this VIF before touching the vNIC or OVS, so there
+        # is nothing to remove; raising here makes destroy() stop before
+        # deleting the VM's disks (see test_vmops
+        # test_destroy_after_refused_hybrid_plug_removes_instance_files).
+        nova_vif = self.vif_with_nic(details={'ovs_hybrid_plug': True})
+        self.assertRaises(nova_exception.VirtualInterfacePlugException,
+                          self.vif_driver.plug, self.instance, nova_vif)
+
+        self.vif_driver.unplug(self.instance, nova_vif)
+
+        self.assertEqual([], self.ovs.list_ports('br-int'))
+
+    def test_refusals_fit_whole_in_the_build_fault(self):
+        # The driver turns a plug refusal into BuildAbortException, and nova
+        # keeps 255 characters of the fault message (compute_hyperv_ovs.
+        # exception: "Messages stay short").
+        for vif_type, details in ((network_model.VIF_TYPE_VHOSTUSER, {}),
+                                  (network_model.VIF_TYPE_OVS,
+                                   {'ovs_hybrid_plug': True})):
+            nova_vif = self.vif_with_nic(vif_type=vif_type, details=details)
+            exc = self.assertRaises(
+                nova_exception.VirtualInterfacePlugException,
+                self.vif_driver.plug, self.instance, nova_vif)
+            abort = nova_exception.BuildAbortException(
+                instance_uuid=self.instance.uuid,
+                reason=exc.format_message())
+
+            fault = compute_utils.exception_to_dict(abort)
+
+            self.assertEqual(abort.format_message(), fault['message'])
 
     # ---- OVSDB down ----
 

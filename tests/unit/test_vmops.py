@@ -1,20 +1,24 @@
 """VMOps: images Hyper-V cannot boot are refused, and nothing is left over."""
 
+import contextlib
 import os
 import subprocess
 
 import fixtures
 from nova import context as nova_context
 from nova import exception as nova_exception
+from nova.network import model as network_model
 from nova import objects
 from nova import test
 from nova.virt.hyperv import constants
+from os_vif import objects as osv_objects
 from oslo_utils import uuidutils
 
 from compute_hyperv_ovs import exception
 from compute_hyperv_ovs.os_vif_plugin import plugin
 from compute_hyperv_ovs import vmops
 from tests.fixtures import hyperv
+from tests.fixtures import ovs
 
 # What the compute manager passes for an image-backed instance.
 IMAGE_BACKED_BDI = {'root_device_name': '/dev/sda', 'ephemerals': [],
@@ -35,6 +39,15 @@ def image_meta(disk_format, machine_type=None, image_id=None):
          'disk_format': disk_format, 'properties': properties})
 
 
+class FakeVirtAPI(object):
+    """nova's ComputeVirtAPI, for a spawn that fails before any wait."""
+
+    @contextlib.contextmanager
+    def wait_for_instance_event(self, instance, event_names, deadline=300,
+                                error_callback=None):
+        yield
+
+
 class VMOpsTestCase(test.NoDBTestCase):
 
     def setUp(self):
@@ -46,7 +59,7 @@ class VMOpsTestCase(test.NoDBTestCase):
         # Nothing here reaches OVSDB: the connection opens on first plug.
         vif_plugin = plugin.HyperVOvsPlugin.load(plugin.PLUGIN_NAME)
         with self.hosts.building('host1'):
-            self.vmops = vmops.VMOps(None, vif_plugin)
+            self.vmops = vmops.VMOps(FakeVirtAPI(), vif_plugin)
 
     def instance(self, image_id=None, root_gb=1, disk_format='vhdx'):
         flavor = objects.Flavor(
@@ -55,7 +68,10 @@ class VMOpsTestCase(test.NoDBTestCase):
         return objects.Instance(
             id=1, uuid=uuidutils.generate_uuid(),
             image_ref=image_id or uuidutils.generate_uuid(),
-            flavor=flavor, old_flavor=None, root_gb=root_gb,
+            flavor=flavor, old_flavor=None, new_flavor=None,
+            memory_mb=1024, vcpus=1, root_gb=root_gb, ephemeral_gb=0,
+            config_drive='', metadata={}, numa_topology=None,
+            pci_requests=objects.InstancePCIRequests(requests=[]),
             project_id='p', user_id='u',
             # What nova-api copies from the image (instance.image_meta).
             system_metadata={'image_disk_format': disk_format})
@@ -100,7 +116,7 @@ class CheckImageTestCase(VMOpsTestCase):
                    VOLUME_BACKED_BDI)
 
 
-class CreateRootDeviceTestCase(VMOpsTestCase):
+class CachedImageMixin(object):
 
     def cached_image(self, fmt, size):
         """An image already in the image cache, as the base driver finds it."""
@@ -114,6 +130,9 @@ class CreateRootDeviceTestCase(VMOpsTestCase):
             [os.path.join(base_dir, '%s.%s' % (image_id, fmt)), size],
             stdout=subprocess.DEVNULL)
         return image_id
+
+
+class CreateRootDeviceTestCase(CachedImageMixin, VMOpsTestCase):
 
     def create_root(self, instance, vm_gen=constants.VM_GEN_1):
         root_disk_info = {'type': constants.DISK}
@@ -167,3 +186,45 @@ class CreateRootDeviceTestCase(VMOpsTestCase):
                                 constants.VM_GEN_2)
 
         self.assertIn(instance.image_ref, exc.format_message())
+
+
+class DestroyAfterRefusedPlugTestCase(CachedImageMixin, VMOpsTestCase):
+
+    def setUp(self):
+        super().setUp()
+        osv_objects.register_all()  # as HyperVOVSDriver does
+        self.ovs = self.useFixture(ovs.OpenVSwitchFixture())
+        self.flags(ovsdb_connection=self.ovs.connection, timeout=3,
+                   group=plugin.CONFIG_GROUP)
+        self.flags(vswitch_name='ovs-switch', group='hyperv')
+        self.hosts['host1'].add_vswitch('ovs-switch')
+        vif_plugin = plugin.HyperVOvsPlugin.load(plugin.PLUGIN_NAME)
+        self.addCleanup(vif_plugin.ovsdb.close)
+        with self.hosts.building('host1'):
+            self.vmops = vmops.VMOps(FakeVirtAPI(), vif_plugin)
+
+    def test_destroy_after_refused_hybrid_plug_removes_instance_files(self):
+        # neutron bound the port with ovs_hybrid_plug (iptables firewall
+        # driver): the build is refused, and deleting the server then runs
+        # destroy() with the same network_info.
+        instance = self.instance(self.cached_image('vhdx', '32M'))
+        port_id = uuidutils.generate_uuid()
+        network_info = network_model.NetworkInfo([network_model.VIF(
+            id=port_id, address='fa:16:3e:00:00:01', type='ovs',
+            details={'ovs_hybrid_plug': True}, active=False,
+            ovs_interfaceid=port_id,
+            network=network_model.Network(
+                id=uuidutils.generate_uuid(), bridge='br-int',
+                label='private', subnets=[]))])
+        bdi = {'root_device_name': '/dev/sda', 'ephemerals': [],
+               'block_device_mapping': [], 'swap': None}
+        meta = image_meta('vhdx', image_id=instance.image_ref)
+        self.assertRaises(nova_exception.VirtualInterfacePlugException,
+                          self.vmops.spawn, nova_context.get_admin_context(),
+                          instance, meta, [], None, network_info, bdi)
+
+        self.vmops.destroy(instance, network_info, bdi)
+
+        self.assertEqual({}, dict(self.hosts['host1'].vms))
+        self.assertFalse(os.path.exists(
+            os.path.join(self.instances_path, instance.name)))
