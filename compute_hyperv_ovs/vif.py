@@ -42,24 +42,18 @@ class HyperVOVSVIFDriver(hyperv_vif.HyperVVIFDriver):
 
     @staticmethod
     def _refuse_type(vif, exc_class):
-        reason = _('Hyper-V with Open vSwitch plugs VIF types %(supported)s, '
-                   'but port %(port)s has vif_type=%(type)s. Check that '
-                   'neutron binds ports on this host with the openvswitch '
-                   'mechanism driver.') % {
-                       'supported': ', '.join(SUPPORTED_VIF_TYPES),
+        reason = _('port %(port)s has vif_type=%(type)s, this driver plugs '
+                   '%(supported)s only; check the neutron mechanism driver '
+                   'that binds ports on this host') % {
+                       'supported': ' or '.join(SUPPORTED_VIF_TYPES),
                        'port': vif['id'], 'type': vif['type']}
         if exc_class is exception.VirtualInterfaceUnplugException:
             return exc_class(reason=reason)
         return exc_class(reason)
 
-    def _to_osvif(self, instance, vif):
+    @staticmethod
+    def _to_osvif(instance, vif):
         osvif_vif = os_vif_util.nova_to_osvif_vif(vif)
-        if not isinstance(osvif_vif, osv_vif.VIFOpenVSwitch):
-            raise exception.VirtualInterfacePlugException(
-                _('Port %(port)s needs a hybrid (Linux bridge) plug, which '
-                  'Windows does not have. Set [securitygroup] '
-                  'firewall_driver = openvswitch (or noop) for the neutron '
-                  'Open vSwitch agent on this host.') % {'port': vif['id']})
         # nova hard-codes plugin 'ovs' (os_vif_util._nova_to_osvif_vif_ovs);
         # name the plugin that really handles it.
         osvif_vif.plugin = plugin.PLUGIN_NAME
@@ -79,6 +73,12 @@ class HyperVOVSVIFDriver(hyperv_vif.HyperVVIFDriver):
                 vif, exception.VirtualInterfacePlugException)
 
         osvif_vif, osvif_instance = self._to_osvif(instance, vif)
+        if not isinstance(osvif_vif, osv_vif.VIFOpenVSwitch):
+            raise exception.VirtualInterfacePlugException(
+                _('port %(port)s needs a hybrid plug (Linux bridge), which '
+                  'Windows lacks; set [securitygroup] firewall_driver = '
+                  'openvswitch or noop for the OVS agent on this host') % {
+                      'port': vif['id']})
         self._netutils.connect_vnic_to_vswitch(CONF.hyperv.vswitch_name,
                                                osvif_vif.id)
         try:
@@ -107,6 +107,9 @@ class HyperVOVSVIFDriver(hyperv_vif.HyperVVIFDriver):
                 vif, exception.VirtualInterfaceUnplugException)
 
         osvif_vif, osvif_instance = self._to_osvif(instance, vif)
+        if not isinstance(osvif_vif, osv_vif.VIFOpenVSwitch):
+            # plug() refused it before touching the vNIC or OVS.
+            return
         try:
             self._vif_plugin.unplug(osvif_vif, osvif_instance)
         except ovsdb.OvsdbUnavailable as exc:

@@ -143,7 +143,7 @@ class VIFDriverTestCase(test.NoDBTestCase):
     def assert_names_types(self, exc, vif_type):
         message = exc.format_message()
         self.assertIn('vif_type=%s' % vif_type, message)
-        self.assertIn('ovs, hyperv', message)
+        self.assertIn('plugs ovs or hyperv only', message)
 
     def test_plug_refuses_other_vif_types_naming_supported_ones(self):
         for vif_type in (network_model.VIF_TYPE_BRIDGE,
