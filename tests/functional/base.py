@@ -66,14 +66,24 @@ class HyperVOVSTestBase(integrated_helpers._IntegratedTestBase):
     def _setup_compute_service(self):
         return None
 
-    def start_compute(self, hostname):
+    def start_compute(self, hostname, **host_kwargs):
         """Start nova-compute on a new simulated Hyper-V host.
 
+        Each host has its own instances path, ``<CONF.instances_path>/
+        <hostname>`` (shared-nothing, as with ``instances_shared_storage =
+        False``), its own vSwitch named ``VSWITCH`` and its own Open
+        vSwitch.
+
+        :param host_kwargs: more ``SimulatedHyperVHost`` arguments, e.g.
+            ``cpu_features``.
         :returns: the compute service.
         """
         ovs_fixture = self.useFixture(ovs.OpenVSwitchFixture())
         self.ovs[hostname] = ovs_fixture
-        self.hyperv.add_host(hostname, vswitch_name=VSWITCH)
+        host_kwargs.setdefault('vswitch_name', VSWITCH)
+        host_kwargs.setdefault('instances_path', os.path.join(
+            CONF.instances_path, hostname))
+        self.hyperv.add_host(hostname, **host_kwargs)
         # Read by the driver when it is built, so each host's driver talks
         # to its own OVSDB.
         self.flags(ovsdb_connection=ovs_fixture.connection,
@@ -133,7 +143,28 @@ class HyperVOVSTestBase(integrated_helpers._IntegratedTestBase):
         name = server['OS-EXT-SRV-ATTR:instance_name']
         return self.host(hostname).vms.get(name)
 
-    @staticmethod
-    def instance_dir(server):
-        return os.path.join(CONF.instances_path,
+    def instances_dir(self, hostname):
+        """The host's local instances path."""
+        return self.host(hostname).instances_path
+
+    def base_dir(self, hostname):
+        """The host's image cache (``<instances path>/_base``)."""
+        return os.path.join(self.instances_dir(hostname), '_base')
+
+    def instance_dir(self, server, hostname=None):
+        """The server's directory on a host.
+
+        nova's Hyper-V driver keeps a server's disks and logs in
+        ``<instances path>/<instance name>``.  The host is, by default, the
+        server's current one, or the only compute host when the server has
+        none (a refused build).
+        """
+        hostname = hostname or server['OS-EXT-SRV-ATTR:host']
+        if hostname is None:
+            if len(self.hyperv.hosts) != 1:
+                raise ValueError('server %s has no host; name the host '
+                                 'whose instance directory you mean'
+                                 % server['id'])
+            hostname, = self.hyperv.hosts
+        return os.path.join(self.instances_dir(hostname),
                             server['OS-EXT-SRV-ATTR:instance_name'])

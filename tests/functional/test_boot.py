@@ -24,7 +24,7 @@ class BootTestBase(base.HyperVOVSTestBase):
     def assert_nothing_left(self, server, hostname, port):
         self.assertIsNone(self.vm_of(server, hostname))
         self.assertNotIn(port['id'], self.ovs[hostname].list_ports('br-int'))
-        self.assertFalse(os.path.exists(self.instance_dir(server)))
+        self.assertFalse(os.path.exists(self.instance_dir(server, hostname)))
 
     def assert_no_allocation(self, server):
         self.assertEqual({}, self._get_allocations_by_server_uuid(
@@ -57,10 +57,12 @@ class BootTest(BootTestBase):
         root = os.path.join(self.instance_dir(server),
                             'root.' + disk_format)
         self.assertIn(root, [d.path for d in vm.disks])
+        # The VM's data root and disks are in host1's own instances path.
+        self.assertEqual(self.instance_dir(server), vm.instance_path)
+        self.assertTrue(root.startswith(self.instances_dir('host1')))
         disk = self.host('host1').disks[root]
         self.assertEqual(os_win_const.VHD_TYPE_DIFFERENCING, disk.type)
-        base_dir = os.path.join(base.CONF.instances_path, '_base')
-        self.assertEqual(base_dir, os.path.dirname(disk.parent))
+        self.assertEqual(self.base_dir('host1'), os.path.dirname(disk.parent))
         self.assertTrue(os.path.exists(disk.parent))
 
         # The vNIC, named after the port, on the configured vSwitch.
@@ -171,8 +173,8 @@ class BadInputTest(BootTestBase):
 
     def cached_images(self):
         # nova's image cache leaves its external lock files; images only.
-        return [f for f in os.listdir(os.path.join(
-            base.CONF.instances_path, '_base')) if not f.endswith('.lock')]
+        return [f for f in os.listdir(self.base_dir('host1'))
+                if not f.endswith('.lock')]
 
     def test_ovsdb_unreachable_at_plug(self):
         switch = self.ovs['host1']
@@ -209,3 +211,8 @@ class TwoHostsTest(BootTestBase):
         self.assertNotIn(port1['id'], self.ovs['host2'].list_ports('br-int'))
         self.assertIsNone(self.vm_of(server1, 'host2'))
         self.assertIsNone(self.vm_of(server2, 'host1'))
+        # Shared-nothing: each server's files are on its own host only.
+        self.assertTrue(os.path.isdir(self.instance_dir(server1, 'host1')))
+        self.assertFalse(os.path.exists(self.instance_dir(server1, 'host2')))
+        self.assertTrue(os.path.isdir(self.instance_dir(server2, 'host2')))
+        self.assertFalse(os.path.exists(self.instance_dir(server2, 'host1')))
