@@ -12,6 +12,9 @@ the base driver's:
   turns a failed plug or a missing network-vif-plugged into an aborted build
   whose fault says what to check on this host.
 - cleanup_host: closes the OVSDB connection.
+- live migration (:mod:`compute_hyperv_ovs.livemigrationops`): the
+  destination's OVS ports are registered before the VM moves.
+  pre_live_migration is overridden here only to pass ``migrate_data`` on.
 
 Configure with ``compute_driver = compute_hyperv_ovs.driver.HyperVOVSDriver``
 (nova resolves it through ``nova/virt/compute_hyperv_ovs/driver.py``).
@@ -25,6 +28,7 @@ from os_vif import objects as osv_objects
 from oslo_log import log as logging
 
 from compute_hyperv_ovs import conf  # noqa: F401 (registers the options)
+from compute_hyperv_ovs import livemigrationops
 from compute_hyperv_ovs.os_vif_plugin import plugin
 from compute_hyperv_ovs import vmops
 
@@ -44,8 +48,9 @@ class HyperVOVSDriver(hyperv_driver.HyperVDriver):
         # process, and every compute driver needs its own OVSDB connection.
         self._vif_plugin = plugin.HyperVOvsPlugin.load(plugin.PLUGIN_NAME)
         self._vmops = vmops.VMOps(virtapi, self._vif_plugin)
+        self._livemigrationops = livemigrationops.LiveMigrationOps(
+            self._vmops, self._vif_plugin)
         # The base ops build private VMOps; one VMOps means one VIF driver.
-        self._livemigrationops._vmops = self._vmops
         self._migrationops._vmops = self._vmops
 
     def spawn(self, context, instance, image_meta, injected_files,
@@ -77,6 +82,14 @@ class HyperVOVSDriver(hyperv_driver.HyperVDriver):
                          'runs on this host and sees them on the bridge') % {
                              'ports': ', '.join(waited),
                              'timeout': CONF.vif_plugging_timeout}) from exc
+
+    def pre_live_migration(self, context, instance, block_device_info,
+                           network_info, disk_info, migrate_data):
+        # The base facade does not hand migrate_data (the destination's
+        # port bindings) to its ops.
+        self._livemigrationops.pre_live_migration(
+            context, instance, block_device_info, network_info, migrate_data)
+        return migrate_data
 
     def cleanup_host(self, host):
         super().cleanup_host(host)

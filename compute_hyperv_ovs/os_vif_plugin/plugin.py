@@ -145,3 +145,32 @@ class HyperVOvsPlugin(plugin.PluginBase):
         """
         self._check_vif(vif)
         self.ovsdb.delete_port(vif.network.bridge, vif.id)
+
+    def pre_plug(self, vif, instance_info):
+        """Register the port of a VM that is about to arrive on this host.
+
+        Writes the same rows as :meth:`plug`, for a live migration's
+        destination before Hyper-V moves the VM here.  There is no Hyper-V
+        switch port of that name yet, so on Windows the Interface stays
+        without a valid ofport until the VM arrives with its NIC: OVS for
+        Windows attaches a Hyper-V port to the OVS port of the same name
+        when the Hyper-V port is created (OVS datapath-windows ``Vport.c``
+        ``HvCreatePort``, commit 25f44d58), and ovs-vswitchd retries an
+        interface it could not add at its next reconfiguration, which the
+        plug after the migration triggers.  So no warning is logged here.
+
+        :param vif: as for :meth:`plug`.
+        :param instance_info: as for :meth:`plug`.
+        :returns: :class:`ovsdb.PortStatus` of the Interface.
+        :raises os_vif.exception.PlugException: not a VIFOpenVSwitch.
+        :raises ovsdb.OvsdbUnavailable: OVSDB unreachable within the timeout.
+        """
+        self._check_vif(vif)
+        status = self.ovsdb.add_vif_port(
+            vif.network.bridge, vif.id, self._external_ids(vif, instance_info),
+            datapath_type=self._datapath_type(vif))
+        LOG.debug('OVS port %(port)s registered on %(bridge)s ahead of its '
+                  'VM (ofport %(ofport)s)', {'port': vif.id,
+                                             'bridge': vif.network.bridge,
+                                             'ofport': status.ofport})
+        return status

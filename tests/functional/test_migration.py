@@ -1,0 +1,134 @@
+"""Live and cold migration between simulated Hyper-V hosts with real OVS.
+
+Every host has its own instances path (shared-nothing), its own vSwitch
+and its own Open vSwitch; each test reads both hosts' simulated Hyper-V
+state and both OVSDBs back after the operation.
+"""
+
+import os
+
+from os_win import constants as os_win_const
+
+from tests.functional import base
+
+RUNNING = os_win_const.HYPERV_VM_STATE_ENABLED
+
+
+class MigrationTestBase(base.HyperVOVSTestBase):
+
+    def setUp(self):
+        super().setUp()
+        self.image = self.images.create_image('vhdx')
+
+    # ---- helpers ----
+
+    def external_ids(self, server, port):
+        return {'iface-id': port['id'],
+                'attached-mac': port['mac_address'],
+                'iface-status': 'active',
+                'vm-uuid': server['id']}
+
+    def assert_ovs_port(self, hostname, server, port):
+        """The port as neutron-openvswitch-agent needs it, read from OVSDB."""
+        switch = self.ovs[hostname]
+        self.assertIn(port['id'], switch.list_ports('br-int'))
+        iface = switch.get_interface(port['id'])
+        self.assertEqual(self.external_ids(server, port),
+                         iface['external_ids'])
+        self.assertGreater(iface['ofport'], 0)
+
+    def assert_no_ovs_port(self, hostname, port):
+        switch = self.ovs[hostname]
+        self.assertNotIn(port['id'], switch.list_ports('br-int'))
+        self.assertIsNone(switch.get_interface(port['id']))
+
+    def assert_runs_on(self, hostname, server, port):
+        """The VM runs on hostname, its NIC on the vSwitch, port in OVS."""
+        self.assertEqual(hostname, server['OS-EXT-SRV-ATTR:host'])
+        self.assertEqual('ACTIVE', server['status'])
+        vm = self.vm_of(server, hostname)
+        self.assertIsNotNone(vm)
+        self.assertEqual(RUNNING, vm.power_state)
+        nic = vm.nics[port['id']]
+        self.assertEqual((base.VSWITCH, port['id']),
+                         (nic.vswitch, nic.switch_port))
+        self.assertIn(base.VSWITCH, self.host(hostname).vswitches)
+        self.assert_ovs_port(hostname, server, port)
+        return vm
+
+    def assert_gone_from(self, hostname, server, port):
+        """Nothing of the server is left on hostname."""
+        self.assertIsNone(self.vm_of(server, hostname))
+        self.assert_no_ovs_port(hostname, port)
+        self.assertFalse(os.path.exists(self.instance_dir(server, hostname)))
+        self.assertFalse(os.path.exists(
+            self.instance_dir(server, hostname) + '_revert'))
+
+    def root_disk(self, server, hostname):
+        """(path, DiskView) of the server's root disk on hostname."""
+        path = os.path.join(self.instance_dir(server, hostname), 'root.vhdx')
+        return path, self.host(hostname).disks[path]
+
+    def assert_allocated_on(self, hostname, server):
+        rp_uuid = self._get_provider_uuid_by_host(hostname)
+        self.assertEqual([rp_uuid], list(
+            self._get_allocations_by_server_uuid(server['id'])))
+
+    def live_migrate(self, server, host, migration_status='completed'):
+        self.api.post_server_action(
+            server['id'],
+            {'os-migrateLive': {'host': host, 'block_migration': 'auto'}})
+        migration = self._wait_for_migration_status(server,
+                                                    [migration_status])
+        server = self._wait_for_server_parameter(
+            server, {'status': 'ACTIVE', 'OS-EXT-STS:task_state': None})
+        return server, migration
+
+
+class LiveMigrationTest(MigrationTestBase):
+
+    def setUp(self):
+        super().setUp()
+        self.start_compute('host1')
+        self.start_compute('host2')
+
+    def test_live_migration_hands_ovs_port_over_and_moves_disks(self):
+        server, port = self.boot(self.image, host='host1')
+        src_root, src_disk = self.root_disk(server, 'host1')
+        image_file = os.path.basename(src_disk.parent)
+        self.assertFalse(os.path.exists(
+            os.path.join(self.base_dir('host2'), image_file)))
+        at_cutover = {}
+
+        def cutover(vm_name, source, destination):
+            # The moment Hyper-V moves the VM: read both real OVSDBs.
+            at_cutover['host1'] = self.ovs['host1'].get_interface(port['id'])
+            at_cutover['host2'] = self.ovs['host2'].get_interface(port['id'])
+            at_cutover['host2 ports'] = self.ovs['host2'].list_ports()
+
+        self.host('host2').on_live_migration = cutover
+
+        server, migration = self.live_migrate(server, 'host2')
+
+        # Before the VM arrived, host2's OVSDB had the port, named and
+        # tagged as on host1, and host1 still had its own.
+        self.assertIn(port['id'], at_cutover['host2 ports'])
+        self.assertEqual(self.external_ids(server, port),
+                         at_cutover['host2']['external_ids'])
+        self.assertEqual(self.external_ids(server, port),
+                         at_cutover['host1']['external_ids'])
+        # Afterwards: the VM runs on host2 with its port; host1 is clean.
+        vm = self.assert_runs_on('host2', server, port)
+        self.assert_gone_from('host1', server, port)
+        self.assertEqual('host2', migration['dest_compute'])
+        # The disks moved: root differencing disk on host2, whose parent
+        # is the image, fetched into host2's own cache.
+        dest_root, dest_disk = self.root_disk(server, 'host2')
+        self.assertIn(dest_root, [d.path for d in vm.disks])
+        self.assertEqual(os_win_const.VHD_TYPE_DIFFERENCING, dest_disk.type)
+        self.assertEqual(os.path.join(self.base_dir('host2'), image_file),
+                         dest_disk.parent)
+        self.assertTrue(os.path.isfile(dest_disk.parent))
+        self.assertEqual(self.instance_dir(server, 'host2'), vm.instance_path)
+        self.assertFalse(os.path.exists(src_root))
+        self.assert_allocated_on('host2', server)
