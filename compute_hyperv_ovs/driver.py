@@ -13,7 +13,9 @@ the base driver's:
   whose fault says what to check on this host.
 - cleanup_host: closes the OVSDB connection.
 - live migration (:mod:`compute_hyperv_ovs.livemigrationops`): the
-  destination's OVS ports are registered before the VM moves.
+  destination's OVS ports are registered before the VM moves; pre-checks
+  refuse destinations without the vSwitch, OVSDB or integration bridge,
+  and hosts without Hyper-V live migration.
   pre_live_migration is overridden here only to pass ``migrate_data`` on.
 
 Configure with ``compute_driver = compute_hyperv_ovs.driver.HyperVOVSDriver``

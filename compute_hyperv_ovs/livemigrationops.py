@@ -9,6 +9,10 @@ same external_ids) in ``pre_live_migration``, before Hyper-V moves the VM,
 so the agent can wire it ahead of the cut-over; the port after the
 migration is plugged again (vNIC check, OVSDB change), and the source's
 port is removed by nova's own clean-up only once the migration succeeded.
+
+The pre-checks refuse, before anything moves, a destination that cannot
+carry the VM's NICs (no vSwitch, no OVSDB, no integration bridge) and
+hosts whose Hyper-V has live migration disabled.
 """
 
 import nova.conf
@@ -16,6 +20,8 @@ from nova import exception
 from nova.i18n import _
 from nova.network import model as network_model
 from nova.virt.hyperv import livemigrationops
+from os_win import exceptions as os_win_exc
+from os_win import utilsfactory
 from oslo_log import log as logging
 
 from compute_hyperv_ovs import imagecache
@@ -27,7 +33,7 @@ LOG = logging.getLogger(__name__)
 
 
 class LiveMigrationOps(livemigrationops.LiveMigrationOps):
-    """nova 28's ``LiveMigrationOps`` with the OVS ports plugged ahead.
+    """nova 28's ``LiveMigrationOps`` with OVS ports and stricter checks.
 
     :param vmops: the driver's :class:`compute_hyperv_ovs.vmops.VMOps`, so
         that every plug goes through the driver's VIF driver.
@@ -39,6 +45,93 @@ class LiveMigrationOps(livemigrationops.LiveMigrationOps):
         self._vmops = vmops
         self._vif_plugin = vif_plugin
         self._imagecache = imagecache.ImageCache()
+        self._netutils = utilsfactory.get_networkutils()
+
+    # ---- pre-checks ----
+
+    def check_can_live_migrate_destination(self, ctxt, instance_ref,
+                                           src_compute_info, dst_compute_info,
+                                           block_migration=False,
+                                           disk_over_commit=False):
+        """Refuse a destination that cannot take the VM, before it moves.
+
+        Runs on the destination.  On top of the base check (whether the
+        instances path is shared), refuses when Hyper-V live migration is
+        disabled here, the ``[hyperv] vswitch_name`` vSwitch is missing
+        here, this host's OVSDB is unreachable or lacks the bridge of one
+        of the VM's OVS ports.
+
+        :param src_compute_info: the source ComputeNode as a dict
+            (``cpu_info`` is nova's JSON with a ``features`` list).
+        :param dst_compute_info: this host's ComputeNode as a dict.
+        :returns: ``HyperVLiveMigrateData`` with ``is_shared_instance_path``.
+        :raises nova.exception.MigrationPreCheckError: with the reason and
+            what to do.
+        """
+        dest = dst_compute_info.get('hypervisor_hostname')
+        self._check_live_migration_enabled(dest)
+        ovs_vifs = [vif for vif in instance_ref.get_network_info()
+                    if vif['type'] == network_model.VIF_TYPE_OVS]
+        if ovs_vifs:
+            self._check_vswitch(dest)
+            self._check_bridges(dest, ovs_vifs)
+        return super().check_can_live_migrate_destination(
+            ctxt, instance_ref, src_compute_info, dst_compute_info,
+            block_migration, disk_over_commit)
+
+    def check_can_live_migrate_source(self, ctxt, instance_ref,
+                                      dest_check_data):
+        """Refuse when Hyper-V live migration is disabled on the source.
+
+        nova 28 checks the source only when the move starts
+        (``live_migrate_vm``), after the destination was prepared.
+
+        :raises nova.exception.MigrationPreCheckError: as above.
+        """
+        self._check_live_migration_enabled(instance_ref.host)
+        return super().check_can_live_migrate_source(
+            ctxt, instance_ref, dest_check_data)
+
+    def _check_live_migration_enabled(self, hostname):
+        try:
+            self._livemigrutils.check_live_migration_config()
+        except os_win_exc.HyperVException as exc:
+            raise exception.MigrationPreCheckError(reason=_(
+                'Hyper-V on %(host)s cannot live-migrate (%(err)s); enable '
+                'it there with Enable-VMMigration and '
+                'Set-VMMigrationNetwork') % {'host': hostname, 'err': exc})
+
+    def _check_vswitch(self, hostname):
+        try:
+            self._netutils.get_vswitch_id(CONF.hyperv.vswitch_name)
+        except os_win_exc.HyperVvSwitchNotFound:
+            raise exception.MigrationPreCheckError(reason=_(
+                'Hyper-V on %(host)s has no vSwitch named %(vswitch)s '
+                '([hyperv] vswitch_name), which the VM\'s NICs connect to; '
+                'create it with the Open vSwitch extension enabled, or set '
+                'the option to the vSwitch that has it') % {
+                    'host': hostname, 'vswitch': CONF.hyperv.vswitch_name})
+
+    def _check_bridges(self, hostname, ovs_vifs):
+        for bridge in sorted({vif['network']['bridge'] for vif in ovs_vifs}):
+            try:
+                exists = self._vif_plugin.bridge_exists(bridge)
+            except ovsdb.OvsdbUnavailable as exc:
+                raise exception.MigrationPreCheckError(reason=_(
+                    'Open vSwitch on %(host)s is unreachable: OVSDB at '
+                    '%(conn)s ([%(group)s] ovsdb_connection) did not answer '
+                    '(%(err)s); start ovsdb-server there or fix the '
+                    'option') % {'host': hostname, 'conn': exc.connection,
+                                 'group': plugin.CONFIG_GROUP,
+                                 'err': exc.reason})
+            if not exists:
+                raise exception.MigrationPreCheckError(reason=_(
+                    'Open vSwitch on %(host)s has no bridge %(bridge)s, on '
+                    'which the VM\'s ports go; start '
+                    'neutron-openvswitch-agent there (it creates its '
+                    'integration bridge) or check its [ovs] '
+                    'integration_bridge') % {'host': hostname,
+                                             'bridge': bridge})
 
     # ---- the move ----
 

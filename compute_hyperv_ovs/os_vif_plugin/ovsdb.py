@@ -206,6 +206,18 @@ class OvsdbClient(object):
 
         self._run('deleting port %s from %s' % (port_name, bridge), unplug)
 
+    def bridge_exists(self, bridge):
+        """Whether ``bridge`` is in this server's Bridge table.
+
+        :param bridge: bridge name, e.g. ``br-int``.
+        :returns: bool.
+        :raises OvsdbUnavailable: the server cannot be reached in time.
+        """
+        def lookup():
+            return bool(self.api.br_exists(bridge).execute(check_error=True))
+
+        return self._run('looking up bridge %s' % bridge, lookup)
+
     def close(self):
         """Stop the connection thread; the next call reconnects."""
         with self._lock:

@@ -174,3 +174,12 @@ class HyperVOvsPlugin(plugin.PluginBase):
                                              'bridge': vif.network.bridge,
                                              'ofport': status.ofport})
         return status
+
+    def bridge_exists(self, bridge):
+        """Whether the bridge exists in this host's OVSDB.
+
+        :param bridge: bridge name, e.g. ``br-int``.
+        :returns: bool.
+        :raises ovsdb.OvsdbUnavailable: OVSDB unreachable within the timeout.
+        """
+        return self.ovsdb.bridge_exists(bridge)

@@ -16,6 +16,12 @@ RUNNING = os_win_const.HYPERV_VM_STATE_ENABLED
 
 class MigrationTestBase(base.HyperVOVSTestBase):
 
+    # RPC casts stay casts, as in a deployment: the API answers 202 and a
+    # refused migration shows in the migration record and instance actions
+    # (nova's default here turns casts into calls, and the refusal into an
+    # API error 500 that no user would see).
+    CAST_AS_CALL = False
+
     def setUp(self):
         super().setUp()
         self.image = self.images.create_image('vhdx')
@@ -132,3 +138,87 @@ class LiveMigrationTest(MigrationTestBase):
         self.assertEqual(self.instance_dir(server, 'host2'), vm.instance_path)
         self.assertFalse(os.path.exists(src_root))
         self.assert_allocated_on('host2', server)
+
+    # ---- refused before anything moves ----
+
+    def refused(self, server, port, event):
+        """Live-migrate to host2, expect a refusal; return its message.
+
+        The server stays ACTIVE on host1 with its port, nothing reached
+        host2 (no VM, port, instance files or image), the migration record
+        says error and the allocation stays on host1.
+        """
+        image_file = os.path.basename(
+            self.root_disk(server, 'host1')[1].parent)
+        server, migration = self.live_migrate(server, 'host2',
+                                              migration_status='error')
+        self.assertEqual('error', migration['status'])
+        self.assert_runs_on('host1', server, port)
+        self.assertIsNone(self.vm_of(server, 'host2'))
+        self.assertFalse(os.path.exists(self.instance_dir(server, 'host2')))
+        self.assertFalse(os.path.exists(
+            os.path.join(self.base_dir('host2'), image_file)))
+        self.assert_allocated_on('host1', server)
+        return self._wait_for_action_fail_completion(
+            server, 'live-migration', event)['details']
+
+    def test_destination_without_the_vswitch_is_refused(self):
+        server, port = self.boot(self.image, host='host1')
+        self.host('host2').remove_vswitch(base.VSWITCH)
+
+        message = self.refused(server, port,
+                               'compute_check_can_live_migrate_destination')
+
+        self.assertIn('Hyper-V on host2 has no vSwitch named %s'
+                      % base.VSWITCH, message)
+        self.assertIn('[hyperv] vswitch_name', message)
+        self.assert_no_ovs_port('host2', port)
+
+    def test_destination_with_ovsdb_down_is_refused(self):
+        server, port = self.boot(self.image, host='host1')
+        switch = self.ovs['host2']
+        switch.stop()
+
+        message = self.refused(server, port,
+                               'compute_check_can_live_migrate_destination')
+
+        self.assertIn('Open vSwitch on host2 is unreachable: OVSDB at %s'
+                      % switch.connection, message)
+        self.assertIn('ovsdb_connection', message)
+        # The database survives on disk: read it back to see no port.
+        switch.start()
+        self.assert_no_ovs_port('host2', port)
+
+    def test_destination_without_integration_bridge_is_refused(self):
+        server, port = self.boot(self.image, host='host1')
+        self.ovs['host2'].vsctl('del-br', 'br-int')
+
+        message = self.refused(server, port,
+                               'compute_check_can_live_migrate_destination')
+
+        self.assertIn('Open vSwitch on host2 has no bridge br-int', message)
+        self.assertIn('neutron-openvswitch-agent', message)
+        # Not created behind the operator's back either.
+        self.assertNotIn('br-int', self.ovs['host2'].list_bridges())
+
+    def test_destination_without_hyperv_live_migration_is_refused(self):
+        server, port = self.boot(self.image, host='host1')
+        self.host('host2').live_migration_enabled = False
+
+        message = self.refused(server, port,
+                               'compute_check_can_live_migrate_destination')
+
+        self.assertIn('Hyper-V on host2 cannot live-migrate', message)
+        self.assertIn('Enable-VMMigration', message)
+        self.assert_no_ovs_port('host2', port)
+
+    def test_source_without_hyperv_live_migration_is_refused(self):
+        server, port = self.boot(self.image, host='host1')
+        self.host('host1').live_migration_enabled = False
+
+        message = self.refused(server, port,
+                               'compute_check_can_live_migrate_source')
+
+        self.assertIn('Hyper-V on host1 cannot live-migrate', message)
+        self.assertIn('Enable-VMMigration', message)
+        self.assert_no_ovs_port('host2', port)
