@@ -13,12 +13,20 @@ port is removed by nova's own clean-up only once the migration succeeded.
 The pre-checks refuse, before anything moves, a destination that cannot
 carry the VM's NICs (no vSwitch, no OVSDB, no integration bridge) and
 hosts whose Hyper-V has live migration disabled.
+
+A failed move is rolled back by nova as before, but recorded as an error:
+the migration record says ``error`` and the live-migration action gets an
+event ``hyperv_live_migrate_vm`` whose details say why.
 """
+
+import sys
+import traceback
 
 import nova.conf
 from nova import exception
 from nova.i18n import _
 from nova.network import model as network_model
+from nova import objects
 from nova.virt.hyperv import livemigrationops
 from os_win import exceptions as os_win_exc
 from os_win import utilsfactory
@@ -30,6 +38,9 @@ from compute_hyperv_ovs.os_vif_plugin import plugin
 
 CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
+
+# Name of the instance action event that records why Hyper-V failed a move.
+FAILURE_EVENT = 'hyperv_live_migrate_vm'
 
 
 class LiveMigrationOps(livemigrationops.LiveMigrationOps):
@@ -173,3 +184,50 @@ class LiveMigrationOps(livemigrationops.LiveMigrationOps):
                     'registered ahead of the VM: %(err)s') % {
                         'conn': exc.connection, 'group': plugin.CONFIG_GROUP,
                         'port': vif['id'], 'err': exc.reason})
+
+    def live_migration(self, context, instance_ref, dest, post_method,
+                       recover_method, block_migration=False,
+                       migrate_data=None):
+        """Move the VM as the base does; record why a failed move failed.
+
+        The base rolls a failed move back through ``recover_method`` and
+        only logs the error.  Here the rollback marks the migration
+        ``error`` and an instance action event ``hyperv_live_migrate_vm``
+        carries the reason; the server stays ACTIVE on the source.
+        """
+        def recover(ctxt, instance, dest_host, data):
+            # The base calls this from its "except Exception" block.
+            exc_info = sys.exc_info()
+            reason = self._failure_reason(exc_info[1], dest_host)
+            LOG.error('Live migration to %(dest)s failed: %(reason)s',
+                      {'dest': dest_host, 'reason': reason},
+                      instance=instance)
+            # Recorded first, so the reason is there once the migration
+            # shows the error; recording never stops the rollback.
+            self._record_failure(ctxt, instance, reason, exc_info)
+            recover_method(ctxt, instance, dest_host, data,
+                           migration_status='error')
+
+        super().live_migration(context, instance_ref, dest, post_method,
+                               recover, block_migration, migrate_data)
+
+    @staticmethod
+    def _failure_reason(exc, dest):
+        return _('Hyper-V could not live-migrate the VM to %(dest)s: '
+                 '%(err)s') % {'dest': dest, 'err': exc}
+
+    @staticmethod
+    def _record_failure(context, instance, reason, exc_info):
+        tb = ''.join(traceback.format_exception(*exc_info)) if exc_info[0] \
+            else reason
+        try:
+            objects.InstanceActionEvent.event_start(
+                context, instance.uuid, FAILURE_EVENT, want_result=False,
+                host=instance.host)
+            objects.InstanceActionEvent.event_finish_with_failure(
+                context, instance.uuid, FAILURE_EVENT, exc_val=reason,
+                exc_tb=tb, want_result=False)
+        except Exception:
+            # The rollback matters more than the record of why.
+            LOG.exception('Could not record why the live migration failed',
+                          instance=instance)

@@ -8,6 +8,7 @@ state and both OVSDBs back after the operation.
 import os
 
 from os_win import constants as os_win_const
+from os_win import exceptions as os_win_exc
 
 from tests.functional import base
 
@@ -222,3 +223,42 @@ class LiveMigrationTest(MigrationTestBase):
         self.assertIn('Hyper-V on host1 cannot live-migrate', message)
         self.assertIn('Enable-VMMigration', message)
         self.assert_no_ovs_port('host2', port)
+
+    # ---- rollback ----
+
+    def test_failed_move_rolls_back_to_the_source(self):
+        server, port = self.boot(self.image, host='host1')
+        src_root, _disk = self.root_disk(server, 'host1')
+        prepared = {}
+
+        def fail_at_cutover(vm_name, source, destination):
+            prepared['port'] = self.ovs['host2'].get_interface(port['id'])
+            prepared['dir'] = os.path.isdir(self.instance_dir(server,
+                                                              'host2'))
+            raise os_win_exc.HyperVException(
+                'Virtual machine migration operation failed at migration '
+                'source (simulated)')
+
+        self.host('host2').on_live_migration = fail_at_cutover
+
+        server, migration = self.live_migrate(server, 'host2',
+                                              migration_status='error')
+
+        # Still running on host1, with its port and its disk.
+        vm = self.assert_runs_on('host1', server, port)
+        self.assertIn(src_root, [d.path for d in vm.disks])
+        self.assertTrue(os.path.isfile(src_root))
+        self.assert_allocated_on('host1', server)
+        # host2 had prepared the move, and took everything back.
+        self.assertEqual(self.external_ids(server, port),
+                         prepared['port']['external_ids'])
+        self.assertTrue(prepared['dir'])
+        self.assertIsNone(self.vm_of(server, 'host2'))
+        self.assert_no_ovs_port('host2', port)
+        self.assertFalse(os.path.exists(self.instance_dir(server, 'host2')))
+        event = self._wait_for_action_fail_completion(
+            server, 'live-migration', 'hyperv_live_migrate_vm')
+        self.assertIn('Hyper-V could not live-migrate the VM to host2',
+                      event['details'])
+        self.assertIn('operation failed at migration source',
+                      event['details'])
