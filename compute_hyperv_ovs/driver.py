@@ -15,7 +15,8 @@ the base driver's:
 - live migration (:mod:`compute_hyperv_ovs.livemigrationops`): the
   destination's OVS ports are registered before the VM moves; pre-checks
   refuse destinations without the vSwitch, OVSDB or integration bridge,
-  and hosts without Hyper-V live migration.
+  hosts without Hyper-V live migration, and CPU mismatches without
+  ``[hyperv] limit_cpu_features``; a failed move is recorded as an error.
   pre_live_migration is overridden here only to pass ``migrate_data`` on.
 
 Configure with ``compute_driver = compute_hyperv_ovs.driver.HyperVOVSDriver``

@@ -11,8 +11,9 @@ migration is plugged again (vNIC check, OVSDB change), and the source's
 port is removed by nova's own clean-up only once the migration succeeded.
 
 The pre-checks refuse, before anything moves, a destination that cannot
-carry the VM's NICs (no vSwitch, no OVSDB, no integration bridge) and
-hosts whose Hyper-V has live migration disabled.
+carry the VM's NICs (no vSwitch, no OVSDB, no integration bridge), hosts
+whose Hyper-V has live migration disabled, and hosts whose CPU features
+differ while VMs are not created with limited processor features.
 
 A failed move is rolled back by nova as before, but recorded as an error:
 the migration record says ``error`` and the live-migration action gets an
@@ -31,6 +32,7 @@ from nova.virt.hyperv import livemigrationops
 from os_win import exceptions as os_win_exc
 from os_win import utilsfactory
 from oslo_log import log as logging
+from oslo_serialization import jsonutils
 
 from compute_hyperv_ovs import imagecache
 from compute_hyperv_ovs.os_vif_plugin import ovsdb
@@ -41,6 +43,18 @@ LOG = logging.getLogger(__name__)
 
 # Name of the instance action event that records why Hyper-V failed a move.
 FAILURE_EVENT = 'hyperv_live_migrate_vm'
+
+# Hyper-V's wording when a VM whose processor features are not limited
+# cannot run on the destination's CPU ("The virtual machine '<vm>' is using
+# processor-specific features not supported on physical computer
+# '<host>'", learn.microsoft.com/en-us/windows-server/virtualization/
+# hyper-v/manage/processor-compatibility-mode-hyper-v).
+PROCESSOR_REFUSAL = 'processor-specific features'
+
+# nova keeps 255 characters of an event's details: advice before data.
+LIMIT_CPU_FEATURES_ADVICE = _(
+    'set [hyperv] limit_cpu_features = True on all hosts, then '
+    'cold-migrate or resize the server once to re-create its VM')
 
 
 class LiveMigrationOps(livemigrationops.LiveMigrationOps):
@@ -70,7 +84,9 @@ class LiveMigrationOps(livemigrationops.LiveMigrationOps):
         instances path is shared), refuses when Hyper-V live migration is
         disabled here, the ``[hyperv] vswitch_name`` vSwitch is missing
         here, this host's OVSDB is unreachable or lacks the bridge of one
-        of the VM's OVS ports.
+        of the VM's OVS ports, or the hosts' CPU features differ and VMs
+        are not created with limited processor features (see
+        :meth:`_check_cpu_features`).
 
         :param src_compute_info: the source ComputeNode as a dict
             (``cpu_info`` is nova's JSON with a ``features`` list).
@@ -86,6 +102,7 @@ class LiveMigrationOps(livemigrationops.LiveMigrationOps):
         if ovs_vifs:
             self._check_vswitch(dest)
             self._check_bridges(dest, ovs_vifs)
+        self._check_cpu_features(src_compute_info, dst_compute_info)
         return super().check_can_live_migrate_destination(
             ctxt, instance_ref, src_compute_info, dst_compute_info,
             block_migration, disk_over_commit)
@@ -144,6 +161,43 @@ class LiveMigrationOps(livemigrationops.LiveMigrationOps):
                     'integration_bridge') % {'host': hostname,
                                              'bridge': bridge})
 
+    @staticmethod
+    def _cpu_features(compute_info):
+        try:
+            return frozenset(
+                jsonutils.loads(compute_info['cpu_info'])['features'])
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def _check_cpu_features(self, src_compute_info, dst_compute_info):
+        """Refuse hosts with different CPU features for unlimited VMs.
+
+        Hyper-V moves a VM live between hosts whose processors differ only
+        when the VM's processor features are limited (processor
+        compatibility mode), which nova sets when it creates the VM with
+        ``[hyperv] limit_cpu_features = True``.  os-win cannot read a VM's
+        setting back, so this check trusts the destination's option as the
+        deployment's (nova's Hyper-V guide asks for it on every host): it
+        refuses only when the features differ and the option is off.  A VM
+        created before the option was turned on passes, and Hyper-V's own
+        refusal is then reported by :meth:`live_migration`.
+        """
+        src = self._cpu_features(src_compute_info)
+        dst = self._cpu_features(dst_compute_info)
+        if src is None or dst is None or src == dst:
+            return
+        if CONF.hyperv.limit_cpu_features:
+            return
+        raise exception.MigrationPreCheckError(reason=_(
+            '%(src)s and %(dst)s have different CPU features and VMs here '
+            'do not limit theirs; %(advice)s (%(dst)s lacks %(missing)s; '
+            'adds %(extra)s)') % {
+                'src': src_compute_info.get('hypervisor_hostname'),
+                'dst': dst_compute_info.get('hypervisor_hostname'),
+                'missing': ', '.join(sorted(src - dst)) or '-',
+                'extra': ', '.join(sorted(dst - src)) or '-',
+                'advice': LIMIT_CPU_FEATURES_ADVICE})
+
     # ---- the move ----
 
     def pre_live_migration(self, context, instance, block_device_info,
@@ -193,7 +247,8 @@ class LiveMigrationOps(livemigrationops.LiveMigrationOps):
         The base rolls a failed move back through ``recover_method`` and
         only logs the error.  Here the rollback marks the migration
         ``error`` and an instance action event ``hyperv_live_migrate_vm``
-        carries the reason; the server stays ACTIVE on the source.
+        carries the reason, worded for the operator (a CPU refusal names
+        ``limit_cpu_features``); the server stays ACTIVE on the source.
         """
         def recover(ctxt, instance, dest_host, data):
             # The base calls this from its "except Exception" block.
@@ -213,6 +268,12 @@ class LiveMigrationOps(livemigrationops.LiveMigrationOps):
 
     @staticmethod
     def _failure_reason(exc, dest):
+        if exc is not None and PROCESSOR_REFUSAL in str(exc):
+            return _('Hyper-V refused to move the VM to %(dest)s: its '
+                     'processor features are not limited and the CPUs '
+                     'differ; %(advice)s (%(err)s)') % {
+                         'dest': dest, 'err': exc,
+                         'advice': LIMIT_CPU_FEATURES_ADVICE}
         return _('Hyper-V could not live-migrate the VM to %(dest)s: '
                  '%(err)s') % {'dest': dest, 'err': exc}
 

@@ -10,6 +10,7 @@ import os
 from os_win import constants as os_win_const
 from os_win import exceptions as os_win_exc
 
+from tests.fixtures import hyperv
 from tests.functional import base
 
 RUNNING = os_win_const.HYPERV_VM_STATE_ENABLED
@@ -262,3 +263,78 @@ class LiveMigrationTest(MigrationTestBase):
                       event['details'])
         self.assertIn('operation failed at migration source',
                       event['details'])
+
+
+class CPUFeaturesTest(MigrationTestBase):
+    """host2's CPU lacks one of host1's features and has another one."""
+
+    def setUp(self):
+        super().setUp()
+        self.start_compute('host1')
+        self.start_compute('host2', cpu_features=(
+            hyperv.DEFAULT_CPU_FEATURES - {'xsave'}) | {'3dnow'})
+
+    def test_limit_cpu_features_creates_limited_vm(self):
+        self.flags(limit_cpu_features=True, group='hyperv')
+
+        server, port = self.boot(self.image, host='host1')
+
+        self.assertTrue(self.vm_of(server).limit_cpu_features)
+
+    def test_vm_is_not_limited_by_default(self):
+        server, port = self.boot(self.image, host='host1')
+
+        self.assertFalse(self.vm_of(server).limit_cpu_features)
+
+    def test_limited_vm_moves_to_a_different_cpu(self):
+        self.flags(limit_cpu_features=True, group='hyperv')
+        server, port = self.boot(self.image, host='host1')
+
+        server, _migration = self.live_migrate(server, 'host2')
+
+        vm = self.assert_runs_on('host2', server, port)
+        self.assertTrue(vm.limit_cpu_features)
+        self.assert_gone_from('host1', server, port)
+
+    def test_unlimited_vm_is_refused_before_it_moves(self):
+        server, port = self.boot(self.image, host='host1')
+
+        server, _migration = self.live_migrate(server, 'host2',
+                                               migration_status='error')
+
+        self.assert_runs_on('host1', server, port)
+        self.assertIsNone(self.vm_of(server, 'host2'))
+        self.assert_no_ovs_port('host2', port)
+        self.assertFalse(os.path.exists(self.instance_dir(server, 'host2')))
+        event = self._wait_for_action_fail_completion(
+            server, 'live-migration',
+            'compute_check_can_live_migrate_destination')
+        self.assertIn('host1 and host2 have different CPU features',
+                      event['details'])
+        self.assertIn('[hyperv] limit_cpu_features = True',
+                      event['details'])
+        # nova keeps 255 characters of details; the log has it all.
+        self.assertIn('(host2 lacks xsave; adds 3dnow)',
+                      self.stdlog.logger.output)
+
+    def test_vm_created_before_limiting_is_refused_by_hyperv(self):
+        # Created unlimited; the operator turns the option on afterwards,
+        # so the pre-check passes and Hyper-V itself refuses the move.
+        server, port = self.boot(self.image, host='host1')
+        self.flags(limit_cpu_features=True, group='hyperv')
+
+        server, _migration = self.live_migrate(server, 'host2',
+                                               migration_status='error')
+
+        vm = self.assert_runs_on('host1', server, port)
+        self.assertFalse(vm.limit_cpu_features)
+        self.assertIsNone(self.vm_of(server, 'host2'))
+        self.assert_no_ovs_port('host2', port)
+        self.assertFalse(os.path.exists(self.instance_dir(server, 'host2')))
+        self.assert_allocated_on('host1', server)
+        message = self._wait_for_action_fail_completion(
+            server, 'live-migration', 'hyperv_live_migrate_vm')['details']
+        self.assertIn('Hyper-V refused to move the VM to host2', message)
+        self.assertIn('processor features are not limited', message)
+        self.assertIn('[hyperv] limit_cpu_features = True', message)
+        self.assertIn('cold-migrate or resize the server once', message)
