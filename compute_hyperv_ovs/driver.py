@@ -18,6 +18,9 @@ the base driver's:
   hosts without Hyper-V live migration, and CPU mismatches without
   ``[hyperv] limit_cpu_features``; a failed move is recorded as an error.
   pre_live_migration is overridden here only to pass ``migrate_data`` on.
+- cold migration and resize (:mod:`compute_hyperv_ovs.migrationops`):
+  the base's, plugging through this driver; a shrinking resize says what
+  to do and confirm leaves nothing on the source.
 
 Configure with ``compute_driver = compute_hyperv_ovs.driver.HyperVOVSDriver``
 (nova resolves it through ``nova/virt/compute_hyperv_ovs/driver.py``).
@@ -32,6 +35,7 @@ from oslo_log import log as logging
 
 from compute_hyperv_ovs import conf  # noqa: F401 (registers the options)
 from compute_hyperv_ovs import livemigrationops
+from compute_hyperv_ovs import migrationops
 from compute_hyperv_ovs.os_vif_plugin import plugin
 from compute_hyperv_ovs import vmops
 
@@ -51,10 +55,10 @@ class HyperVOVSDriver(hyperv_driver.HyperVDriver):
         # process, and every compute driver needs its own OVSDB connection.
         self._vif_plugin = plugin.HyperVOvsPlugin.load(plugin.PLUGIN_NAME)
         self._vmops = vmops.VMOps(virtapi, self._vif_plugin)
+        # The base ops build private VMOps; one VMOps means one VIF driver.
         self._livemigrationops = livemigrationops.LiveMigrationOps(
             self._vmops, self._vif_plugin)
-        # The base ops build private VMOps; one VMOps means one VIF driver.
-        self._migrationops._vmops = self._vmops
+        self._migrationops = migrationops.MigrationOps(self._vmops)
 
     def spawn(self, context, instance, image_meta, injected_files,
               admin_password, allocations, network_info=None,

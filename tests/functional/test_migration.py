@@ -7,8 +7,10 @@ state and both OVSDBs back after the operation.
 
 import os
 
+from nova.tests.functional.api import client as api_client
 from os_win import constants as os_win_const
 from os_win import exceptions as os_win_exc
+from oslo_utils import units
 
 from tests.fixtures import hyperv
 from tests.functional import base
@@ -50,10 +52,10 @@ class MigrationTestBase(base.HyperVOVSTestBase):
         self.assertNotIn(port['id'], switch.list_ports('br-int'))
         self.assertIsNone(switch.get_interface(port['id']))
 
-    def assert_runs_on(self, hostname, server, port):
+    def assert_runs_on(self, hostname, server, port, status='ACTIVE'):
         """The VM runs on hostname, its NIC on the vSwitch, port in OVS."""
         self.assertEqual(hostname, server['OS-EXT-SRV-ATTR:host'])
-        self.assertEqual('ACTIVE', server['status'])
+        self.assertEqual(status, server['status'])
         vm = self.vm_of(server, hostname)
         self.assertIsNotNone(vm)
         self.assertEqual(RUNNING, vm.power_state)
@@ -338,3 +340,141 @@ class CPUFeaturesTest(MigrationTestBase):
         self.assertIn('processor features are not limited', message)
         self.assertIn('[hyperv] limit_cpu_features = True', message)
         self.assertIn('cold-migrate or resize the server once', message)
+
+
+class ColdMigrationTest(MigrationTestBase):
+    """Cold migration and resize between two hosts (never the same one)."""
+
+    def setUp(self):
+        super().setUp()
+        self.start_compute('host1')
+        self.start_compute('host2')
+        self.bigger_flavor_id = self._create_flavor(
+            memory_mb=2048, vcpu=4, disk=3, ephemeral=0)
+
+    def assert_source_kept_for_revert(self, server, port):
+        """During VERIFY_RESIZE host1 keeps only the files to revert to.
+
+        nova's Hyper-V driver destroys the source VM when it moves the
+        disks, so the source port goes with it, as in nova's libvirt
+        driver; revert re-creates both.
+        """
+        self.assertIsNone(self.vm_of(server, 'host1'))
+        self.assert_no_ovs_port('host1', port)
+        revert_dir = self.instance_dir(server, 'host1') + '_revert'
+        self.assertTrue(os.path.isfile(os.path.join(revert_dir,
+                                                    'root.vhdx')))
+
+    def assert_moved_root_disk(self, server, size_gb):
+        dest_root, disk = self.root_disk(server, 'host2')
+        vm = self.vm_of(server, 'host2')
+        self.assertIn(dest_root, [d.path for d in vm.disks])
+        self.assertEqual(os_win_const.VHD_TYPE_DIFFERENCING, disk.type)
+        # Re-parented onto the image fetched into host2's own cache.
+        self.assertEqual(self.base_dir('host2'), os.path.dirname(disk.parent))
+        self.assertTrue(os.path.isfile(disk.parent))
+        # root_gb is the file's maximum size (nova resizes with
+        # is_file_max_size=True); the VHDX metadata takes the difference.
+        self.assertGreater(disk.virtual_size, (size_gb - 1) * units.Gi)
+        self.assertLessEqual(disk.virtual_size, size_gb * units.Gi)
+
+    def test_cold_migrate_then_confirm(self):
+        server, port = self.boot(self.image, host='host1')
+
+        server = self._migrate_server(server, host='host2')
+
+        vm = self.assert_runs_on('host2', server, port, 'VERIFY_RESIZE')
+        self.assertEqual((2, 1024), (vm.vcpus, vm.memory_mb))
+        self.assert_moved_root_disk(server, 2)
+        self.assert_source_kept_for_revert(server, port)
+
+        server = self._confirm_resize(server)
+
+        self.assert_runs_on('host2', server, port)
+        self.assert_gone_from('host1', server, port)
+        self.assert_allocated_on('host2', server)
+
+    def test_resize_grows_root_disk_then_confirm(self):
+        server, port = self.boot(self.image, host='host1')
+
+        server = self._resize_server(server, self.bigger_flavor_id)
+
+        vm = self.assert_runs_on('host2', server, port, 'VERIFY_RESIZE')
+        self.assertEqual((4, 2048), (vm.vcpus, vm.memory_mb))
+        self.assert_moved_root_disk(server, 3)
+        self.assert_source_kept_for_revert(server, port)
+
+        server = self._confirm_resize(server)
+
+        self.assert_runs_on('host2', server, port)
+        self.assert_moved_root_disk(server, 3)
+        self.assert_gone_from('host1', server, port)
+        self.assert_allocated_on('host2', server)
+
+    def test_resize_then_revert(self):
+        server, port = self.boot(self.image, host='host1')
+        src_root, src_disk = self.root_disk(server, 'host1')
+        server = self._resize_server(server, self.bigger_flavor_id)
+        self.assert_runs_on('host2', server, port, 'VERIFY_RESIZE')
+
+        server = self._revert_resize(server)
+
+        vm = self.assert_runs_on('host1', server, port)
+        self.assertEqual((2, 1024), (vm.vcpus, vm.memory_mb))
+        self.assertIn(src_root, [d.path for d in vm.disks])
+        self.assertEqual(src_disk, self.host('host1').disks[src_root])
+        self.assertFalse(os.path.exists(
+            self.instance_dir(server, 'host1') + '_revert'))
+        self.assert_gone_from('host2', server, port)
+        self.assert_allocated_on('host1', server)
+
+    def test_resize_below_the_boot_flavor_is_refused_by_nova(self):
+        smaller_flavor_id = self._create_flavor(
+            memory_mb=1024, vcpu=2, disk=1, ephemeral=0)
+        server, port = self.boot(self.image, host='host1')
+        src_root, src_disk = self.root_disk(server, 'host1')
+
+        exc = self.assertRaises(
+            api_client.OpenStackApiException, self.api.post_server_action,
+            server['id'], {'resize': {'flavorRef': smaller_flavor_id}})
+
+        # nova's API keeps the boot flavor's root disk as the image's
+        # min_disk; nothing reached a host.
+        self.assertEqual(400, exc.response.status_code)
+        self.assertIn("Flavor's disk is smaller than the minimum size",
+                      str(exc))
+        vm = self.assert_runs_on('host1', server, port)
+        self.assertIn(src_root, [d.path for d in vm.disks])
+        self.assertEqual(src_disk, self.host('host1').disks[src_root])
+        self.assertIsNone(self.vm_of(server, 'host2'))
+        self.assertFalse(os.path.exists(self.instance_dir(server, 'host2')))
+        self.assert_allocated_on('host1', server)
+
+    def test_shrinking_a_grown_root_disk_is_refused(self):
+        server, port = self.boot(self.image, host='host1')
+        server = self._resize_server(server, self.bigger_flavor_id)
+        server = self._confirm_resize(server)
+        root, disk = self.root_disk(server, 'host2')
+
+        # Back to the boot flavor: nova's API lets it through, the host
+        # holding the grown disk refuses before it changes anything.
+        self.api.post_server_action(
+            server['id'], {'resize': {'flavorRef': self.flavor_id}})
+
+        self._wait_for_migration_status(server, ['error'])
+        event = self._wait_for_action_fail_completion(
+            server, 'resize', 'compute_resize_instance')
+        self.assertIn('the root disk of 3 GB cannot shrink to 2 GB',
+                      event['details'])
+        self.assertIn('a root disk of at least 3 GB', event['details'])
+        server = self._wait_for_server_parameter(
+            server, {'status': 'ACTIVE', 'OS-EXT-STS:task_state': None})
+        self.assertEqual(3, server['flavor']['disk'])
+        vm = self.assert_runs_on('host2', server, port)
+        self.assertEqual((4, 2048), (vm.vcpus, vm.memory_mb))
+        self.assertIn(root, [d.path for d in vm.disks])
+        self.assertEqual(disk, self.host('host2').disks[root])
+        self.assertFalse(os.path.exists(
+            self.instance_dir(server, 'host2') + '_revert'))
+        self.assert_gone_from('host1', server, port)
+        self.assert_allocated_on('host2', server)
