@@ -48,12 +48,13 @@ class ConfigDriveTestBase(base.HyperVOVSTestBase):
         self.start_compute('host1')
         self.scratch = self.useFixture(fixtures.TempDir()).path
 
-    def boot_with_drive(self, image_id, expected_state='ACTIVE', **fields):
+    def boot_with_drive(self, image_id, expected_state='ACTIVE', host=None,
+                        **fields):
         """Boot with user data and a known password; returns (server, port)."""
         port = self.create_port()
         body = self._build_server(image_uuid=image_id,
                                   flavor_id=self.flavor_id,
-                                  networks=[{'port': port['id']}])
+                                  networks=[{'port': port['id']}], host=host)
         body.update({'user_data': base64.b64encode(USER_DATA).decode(),
                      'adminPass': PASSWORD})
         body.update(fields)
@@ -186,3 +187,48 @@ class ConfigDriveTest(ConfigDriveTestBase):
         self.assertFalse(os.path.exists(self.instance_dir(server)))
         self.assertEqual({}, self._get_allocations_by_server_uuid(
             server['id']))
+
+
+class ConfigDriveMigrationTest(ConfigDriveTestBase):
+    """The drive moves with the instance files to the destination host."""
+
+    def setUp(self):
+        super().setUp()
+        self.start_compute('host2')
+        self.flags(force_config_drive=True)
+
+    def assert_drive_moved(self, server, port, old_path):
+        self.assertEqual('host2', server['OS-EXT-SRV-ATTR:host'])
+        path = self.drive_path(server)
+        self.assertEqual(self.instance_dir(server, 'host2'),
+                         os.path.dirname(path))
+        self.assert_drive_describes(server, port, self.drive_files(server))
+        self.assertFalse(os.path.exists(old_path))
+        self.assertIsNone(self.vm_of(server, 'host1'))
+
+    def test_iso_drive_moves_with_live_migration(self):
+        self.flags(config_drive_cdrom=True, group='hyperv')
+        server, port = self.boot_with_drive(self.images.create_image('vhdx'),
+                                            host='host1')
+        old_path = self.drive_path(server)
+
+        self.api.post_server_action(server['id'], {'os-migrateLive': {
+            'host': 'host2', 'block_migration': 'auto'}})
+        self._wait_for_migration_status(server, ['completed'])
+        server = self._wait_for_server_parameter(
+            server, {'OS-EXT-SRV-ATTR:host': 'host2', 'status': 'ACTIVE'})
+
+        self.assert_drive_moved(server, port, old_path)
+
+    def test_vhd_drive_moves_with_cold_migration(self):
+        self.flags(config_drive_cdrom=False, group='hyperv')
+        server, port = self.boot_with_drive(self.images.create_image('vhdx'),
+                                            host='host1')
+        old_path = self.drive_path(server)
+
+        self.api.post_server_action(server['id'], {'migrate': None})
+        server = self._wait_for_state_change(server, 'VERIFY_RESIZE')
+        self.api.post_server_action(server['id'], {'confirmResize': None})
+        server = self._wait_for_state_change(server, 'ACTIVE')
+
+        self.assert_drive_moved(server, port, old_path)
