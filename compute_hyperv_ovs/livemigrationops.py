@@ -29,6 +29,7 @@ from nova.i18n import _
 from nova.network import model as network_model
 from nova import objects
 from nova.virt.hyperv import livemigrationops
+from os_vif.objects import vif as osv_vif
 from os_win import exceptions as os_win_exc
 from os_win import utilsfactory
 from oslo_log import log as logging
@@ -229,6 +230,10 @@ class LiveMigrationOps(livemigrationops.LiveMigrationOps):
             if vif['type'] != network_model.VIF_TYPE_OVS:
                 continue
             osvif_vif, osvif_instance = vif_driver._to_osvif(instance, vif)
+            if not isinstance(osvif_vif, osv_vif.VIFOpenVSwitch):
+                # A hybrid plug, which Windows lacks; the plug after the
+                # move refuses it with the reason.
+                continue
             try:
                 self._vif_plugin.pre_plug(osvif_vif, osvif_instance)
             except ovsdb.OvsdbUnavailable as exc:
