@@ -6,9 +6,11 @@ there (compute-hyperv ce3e4e93, LP #1551222): from cut-over until then the
 destination's neutron-openvswitch-agent has no OVS port to wire, and the VM
 is cut off.  This driver registers the destination's OVS port (same name,
 same external_ids) in ``pre_live_migration``, before Hyper-V moves the VM,
-so the agent can wire it ahead of the cut-over; the port after the
-migration is plugged again (vNIC check, OVSDB change), and the source's
-port is removed by nova's own clean-up only once the migration succeeded.
+so the port and neutron's view of it exist ahead of the cut-over.  The port
+is plugged again after the move (vNIC check, and the OVSDB change on which
+OVS for Windows retries adding a port whose Hyper-V port was missing; see
+doc/source/design.rst, "Migration").  The source's port is removed by
+nova's own clean-up only once the migration succeeded.
 
 The pre-checks refuse, before anything moves, a destination that cannot
 carry the VM's NICs (no vSwitch, no OVSDB, no integration bridge), hosts

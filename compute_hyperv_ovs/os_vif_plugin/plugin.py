@@ -151,13 +151,13 @@ class HyperVOvsPlugin(plugin.PluginBase):
 
         Writes the same rows as :meth:`plug`, for a live migration's
         destination before Hyper-V moves the VM here.  There is no Hyper-V
-        switch port of that name yet, so on Windows the Interface stays
-        without a valid ofport until the VM arrives with its NIC: OVS for
-        Windows attaches a Hyper-V port to the OVS port of the same name
-        when the Hyper-V port is created (OVS datapath-windows ``Vport.c``
-        ``HvCreatePort``, commit 25f44d58), and ovs-vswitchd retries an
-        interface it could not add at its next reconfiguration, which the
-        plug after the migration triggers.  So no warning is logged here.
+        switch port of that name yet, so on Windows ovs-vswitchd cannot add
+        the interface to the datapath (``ofport`` -1; OVS datapath-windows
+        ``Vport.c`` ``OvsNewVportCmdHandler`` finds no Hyper-V port of that
+        name) and retries it at its next reconfiguration, i.e. the next
+        OVSDB change (openvswitch/ovs-issues#343): the plug after the
+        migration makes one.  That is expected here, so nothing is logged
+        above debug level.
 
         :param vif: as for :meth:`plug`.
         :param instance_info: as for :meth:`plug`.
