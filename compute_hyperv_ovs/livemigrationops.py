@@ -31,7 +31,6 @@ from nova.i18n import _
 from nova.network import model as network_model
 from nova import objects
 from nova.virt.hyperv import livemigrationops
-from os_vif.objects import vif as osv_vif
 from os_win import exceptions as os_win_exc
 from os_win import utilsfactory
 from oslo_log import log as logging
@@ -227,24 +226,8 @@ class LiveMigrationOps(livemigrationops.LiveMigrationOps):
                 'vifs') and migrate_data.vifs:
             network_info = network_model.NetworkInfo(
                 [mig_vif.get_dest_vif() for mig_vif in migrate_data.vifs])
-        vif_driver = self._vmops._vif_driver
         for vif in network_info or ():
-            if vif['type'] != network_model.VIF_TYPE_OVS:
-                continue
-            osvif_vif, osvif_instance = vif_driver._to_osvif(instance, vif)
-            if not isinstance(osvif_vif, osv_vif.VIFOpenVSwitch):
-                # A hybrid plug, which Windows lacks; the plug after the
-                # move refuses it with the reason.
-                continue
-            try:
-                self._vif_plugin.pre_plug(osvif_vif, osvif_instance)
-            except ovsdb.OvsdbUnavailable as exc:
-                raise exception.VirtualInterfacePlugException(_(
-                    'OVSDB at %(conn)s is unreachable ([%(group)s] '
-                    'ovsdb_connection), so port %(port)s cannot be '
-                    'registered ahead of the VM: %(err)s') % {
-                        'conn': exc.connection, 'group': plugin.CONFIG_GROUP,
-                        'port': vif['id'], 'err': exc.reason})
+            self._vmops._vif_driver.pre_plug(instance, vif)
 
     def live_migration(self, context, instance_ref, dest, post_method,
                        recover_method, block_migration=False,

@@ -84,13 +84,39 @@ class HyperVOVSVIFDriver(hyperv_vif.HyperVVIFDriver):
         try:
             self._vif_plugin.plug(osvif_vif, osvif_instance)
         except ovsdb.OvsdbUnavailable as exc:
-            LOG.error('Port %(port)s not registered in Open vSwitch: %(err)s',
-                      {'port': osvif_vif.id, 'err': exc}, instance=instance)
-            raise exception.VirtualInterfacePlugException(
-                _('OVSDB at %(conn)s is unreachable ([%(group)s] '
-                  'ovsdb_connection): check that ovsdb-server runs and '
-                  'listens there') % {'conn': exc.connection,
-                                      'group': plugin.CONFIG_GROUP})
+            raise self._ovsdb_unreachable(instance, osvif_vif, exc)
+
+    def pre_plug(self, instance, vif):
+        """Register the OVS port of a VIF whose vNIC is not here yet.
+
+        On a live migration's destination the vNIC arrives with the VM,
+        already connected to the vSwitch of the same name, so only the OVS
+        port is added now.  VIFs that are not ``ovs``, or need a hybrid
+        plug, are left to the plug after the move, which handles or refuses
+        them.
+
+        :raises nova.exception.VirtualInterfacePlugException: OVSDB
+            unreachable (the message names ``ovsdb_connection``).
+        """
+        if vif['type'] != model.VIF_TYPE_OVS:
+            return
+        osvif_vif, osvif_instance = self._to_osvif(instance, vif)
+        if not isinstance(osvif_vif, osv_vif.VIFOpenVSwitch):
+            return
+        try:
+            self._vif_plugin.pre_plug(osvif_vif, osvif_instance)
+        except ovsdb.OvsdbUnavailable as exc:
+            raise self._ovsdb_unreachable(instance, osvif_vif, exc)
+
+    @staticmethod
+    def _ovsdb_unreachable(instance, osvif_vif, exc):
+        LOG.error('Port %(port)s not registered in Open vSwitch: %(err)s',
+                  {'port': osvif_vif.id, 'err': exc}, instance=instance)
+        return exception.VirtualInterfacePlugException(
+            _('OVSDB at %(conn)s is unreachable ([%(group)s] '
+              'ovsdb_connection): check that ovsdb-server runs and '
+              'listens there') % {'conn': exc.connection,
+                                  'group': plugin.CONFIG_GROUP})
 
     def unplug(self, instance, vif):
         """Remove the OVS port; a missing port is not an error.
