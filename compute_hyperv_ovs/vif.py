@@ -41,44 +41,51 @@ class HyperVOVSVIFDriver(hyperv_vif.HyperVVIFDriver):
         self._vif_plugin = vif_plugin
 
     @staticmethod
-    def _refuse_type(vif, exc_class):
-        reason = _('port %(port)s has vif_type=%(type)s, this driver plugs '
-                   '%(supported)s only; check the neutron mechanism driver '
-                   'that binds ports on this host') % {
-                       'supported': ' or '.join(SUPPORTED_VIF_TYPES),
-                       'port': vif['id'], 'type': vif['type']}
-        if exc_class is exception.VirtualInterfaceUnplugException:
-            return exc_class(reason=reason)
-        return exc_class(reason)
+    def _ovs_vif(instance, vif):
+        """The os-vif objects of a VIF this driver puts on OVS, or None.
 
-    @staticmethod
-    def _to_osvif(instance, vif):
+        None for ``hyperv`` VIFs (the neutron Hyper-V agent's), other types
+        and hybrid-plug VIFs: :meth:`plug` refuses the last two before it
+        touches the vNIC or OVS, so there is never anything to remove.
+
+        :returns: (``VIFOpenVSwitch``, ``InstanceInfo``) or None.
+        """
+        if vif['type'] != model.VIF_TYPE_OVS:
+            return None
         osvif_vif = os_vif_util.nova_to_osvif_vif(vif)
+        if not isinstance(osvif_vif, osv_vif.VIFOpenVSwitch):
+            return None
         # nova hard-codes plugin 'ovs' (os_vif_util._nova_to_osvif_vif_ovs);
         # name the plugin that really handles it.
         osvif_vif.plugin = plugin.PLUGIN_NAME
         return osvif_vif, os_vif_util.nova_to_osvif_instance(instance)
 
+    @staticmethod
+    def _refusal(vif):
+        if vif['type'] != model.VIF_TYPE_OVS:
+            return _('port %(port)s has vif_type=%(type)s, this driver plugs '
+                     '%(supported)s only; check the neutron mechanism driver '
+                     'that binds ports on this host') % {
+                         'supported': ' or '.join(SUPPORTED_VIF_TYPES),
+                         'port': vif['id'], 'type': vif['type']}
+        return _('port %(port)s needs a hybrid plug (Linux bridge), which '
+                 'Windows lacks; set [securitygroup] firewall_driver = '
+                 'openvswitch or noop for the OVS agent on this host') % {
+                     'port': vif['id']}
+
     def plug(self, instance, vif):
         """Connect the vNIC and register the OVS port.
 
         :raises nova.exception.VirtualInterfacePlugException: unsupported
-            VIF type, or OVSDB unreachable (the message names
+            VIF type, hybrid plug, or OVSDB unreachable (the message names
             ``[os_vif_hyperv_ovs] ovsdb_connection``).
         """
         if vif['type'] == model.VIF_TYPE_HYPERV:
             return
-        if vif['type'] != model.VIF_TYPE_OVS:
-            raise self._refuse_type(
-                vif, exception.VirtualInterfacePlugException)
-
-        osvif_vif, osvif_instance = self._to_osvif(instance, vif)
-        if not isinstance(osvif_vif, osv_vif.VIFOpenVSwitch):
-            raise exception.VirtualInterfacePlugException(
-                _('port %(port)s needs a hybrid plug (Linux bridge), which '
-                  'Windows lacks; set [securitygroup] firewall_driver = '
-                  'openvswitch or noop for the OVS agent on this host') % {
-                      'port': vif['id']})
+        ovs_vif = self._ovs_vif(instance, vif)
+        if ovs_vif is None:
+            raise exception.VirtualInterfacePlugException(self._refusal(vif))
+        osvif_vif, osvif_instance = ovs_vif
         self._netutils.connect_vnic_to_vswitch(CONF.hyperv.vswitch_name,
                                                osvif_vif.id)
         try:
@@ -91,22 +98,19 @@ class HyperVOVSVIFDriver(hyperv_vif.HyperVVIFDriver):
 
         On a live migration's destination the vNIC arrives with the VM,
         already connected to the vSwitch of the same name, so only the OVS
-        port is added now.  VIFs that are not ``ovs``, or need a hybrid
-        plug, are left to the plug after the move, which handles or refuses
-        them.
+        port is added now.  Other VIFs are left to the plug after the move,
+        which handles or refuses them.
 
         :raises nova.exception.VirtualInterfacePlugException: OVSDB
             unreachable (the message names ``ovsdb_connection``).
         """
-        if vif['type'] != model.VIF_TYPE_OVS:
-            return
-        osvif_vif, osvif_instance = self._to_osvif(instance, vif)
-        if not isinstance(osvif_vif, osv_vif.VIFOpenVSwitch):
+        ovs_vif = self._ovs_vif(instance, vif)
+        if ovs_vif is None:
             return
         try:
-            self._vif_plugin.pre_plug(osvif_vif, osvif_instance)
+            self._vif_plugin.pre_plug(*ovs_vif)
         except ovsdb.OvsdbUnavailable as exc:
-            raise self._ovsdb_unreachable(instance, osvif_vif, exc)
+            raise self._ovsdb_unreachable(instance, ovs_vif[0], exc)
 
     @staticmethod
     def _ovsdb_unreachable(instance, osvif_vif, exc):
@@ -121,25 +125,20 @@ class HyperVOVSVIFDriver(hyperv_vif.HyperVVIFDriver):
     def unplug(self, instance, vif):
         """Remove the OVS port; a missing port is not an error.
 
-        An unreachable OVSDB is logged, not raised: unplug runs while a VM
-        is destroyed, and failing there would leave the VM's disks behind
-        for a port that, if it exists, ``neutron-ovs-cleanup`` or the next
-        plug of the same port id reuses.
+        VIFs that :meth:`plug` refuses or leaves to the neutron Hyper-V
+        agent have nothing to remove.  An unreachable OVSDB is logged, not
+        raised.  Unplug runs while a VM is destroyed, and failing there
+        would leave the VM's disks behind, for a port that
+        ``neutron-ovs-cleanup`` or the next plug of the same port id would
+        deal with anyway.
         """
-        if vif['type'] == model.VIF_TYPE_HYPERV:
-            return
-        if vif['type'] != model.VIF_TYPE_OVS:
-            raise self._refuse_type(
-                vif, exception.VirtualInterfaceUnplugException)
-
-        osvif_vif, osvif_instance = self._to_osvif(instance, vif)
-        if not isinstance(osvif_vif, osv_vif.VIFOpenVSwitch):
-            # plug() refused it before touching the vNIC or OVS.
+        ovs_vif = self._ovs_vif(instance, vif)
+        if ovs_vif is None:
             return
         try:
-            self._vif_plugin.unplug(osvif_vif, osvif_instance)
+            self._vif_plugin.unplug(*ovs_vif)
         except ovsdb.OvsdbUnavailable as exc:
             LOG.error('Could not remove OVS port %(port)s: %(err)s. Remove '
                       'it with "ovs-vsctl --if-exists del-port %(port)s" '
                       'once OVSDB is back.',
-                      {'port': osvif_vif.id, 'err': exc}, instance=instance)
+                      {'port': ovs_vif[0].id, 'err': exc}, instance=instance)

@@ -176,6 +176,15 @@ class BadInputTest(BootTestBase):
         return [f for f in os.listdir(self.base_dir('host1'))
                 if not f.endswith('.lock')]
 
+    def test_port_bound_as_bridge_is_refused(self):
+        port = self.create_port()
+        port['binding:vif_type'] = 'bridge'
+
+        fault = self.boot_fails(self.images.create_image('vhdx'), port=port)
+
+        self.assertIn('vif_type=bridge, this driver plugs ovs or hyperv only',
+                      fault)
+
     def test_ovsdb_unreachable_at_plug(self):
         switch = self.ovs['host1']
         switch.stop()
