@@ -106,6 +106,12 @@ class HyperVOvsPlugin(plugin.PluginBase):
             return profile.datapath_type
         return None
 
+    def _add_port(self, vif, instance_info):
+        self._check_vif(vif)
+        return self.ovsdb.add_vif_port(
+            vif.network.bridge, vif.id, self._external_ids(vif, instance_info),
+            datapath_type=self._datapath_type(vif))
+
     def plug(self, vif, instance_info):
         """Add the VIF's port to its bridge with neutron's external_ids.
 
@@ -117,11 +123,8 @@ class HyperVOvsPlugin(plugin.PluginBase):
         :raises os_vif.exception.PlugException: not a VIFOpenVSwitch.
         :raises ovsdb.OvsdbUnavailable: OVSDB unreachable within the timeout.
         """
-        self._check_vif(vif)
+        status = self._add_port(vif, instance_info)
         bridge = vif.network.bridge
-        status = self.ovsdb.add_vif_port(
-            bridge, vif.id, self._external_ids(vif, instance_info),
-            datapath_type=self._datapath_type(vif))
         if status.is_up:
             LOG.debug('OVS port %(port)s is on %(bridge)s with ofport '
                       '%(ofport)s', {'port': vif.id, 'bridge': bridge,
@@ -165,10 +168,7 @@ class HyperVOvsPlugin(plugin.PluginBase):
         :raises os_vif.exception.PlugException: not a VIFOpenVSwitch.
         :raises ovsdb.OvsdbUnavailable: OVSDB unreachable within the timeout.
         """
-        self._check_vif(vif)
-        status = self.ovsdb.add_vif_port(
-            vif.network.bridge, vif.id, self._external_ids(vif, instance_info),
-            datapath_type=self._datapath_type(vif))
+        status = self._add_port(vif, instance_info)
         LOG.debug('OVS port %(port)s registered on %(bridge)s ahead of its '
                   'VM (ofport %(ofport)s)', {'port': vif.id,
                                              'bridge': vif.network.bridge,
