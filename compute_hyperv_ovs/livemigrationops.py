@@ -37,7 +37,7 @@ from oslo_log import log as logging
 from oslo_serialization import jsonutils
 
 from compute_hyperv_ovs import imagecache
-from compute_hyperv_ovs.os_vif_plugin import ovsdb
+from compute_hyperv_ovs.os_vif_plugin import exception as ovs_exception
 from compute_hyperv_ovs.os_vif_plugin import plugin
 
 CONF = nova.conf.CONF
@@ -146,7 +146,7 @@ class LiveMigrationOps(livemigrationops.LiveMigrationOps):
         for bridge in sorted({vif['network']['bridge'] for vif in ovs_vifs}):
             try:
                 exists = self._vif_plugin.bridge_exists(bridge)
-            except ovsdb.OvsdbUnavailable as exc:
+            except ovs_exception.OvsdbUnreachable as exc:
                 raise exception.MigrationPreCheckError(reason=_(
                     'Open vSwitch on %(host)s is unreachable: OVSDB at '
                     '%(conn)s ([%(group)s] ovsdb_connection) did not answer '

@@ -15,7 +15,7 @@ from nova.virt.hyperv import vif as hyperv_vif
 from os_vif.objects import vif as osv_vif
 from oslo_log import log as logging
 
-from compute_hyperv_ovs.os_vif_plugin import ovsdb
+from compute_hyperv_ovs.os_vif_plugin import exception as ovs_exception
 from compute_hyperv_ovs.os_vif_plugin import plugin
 
 CONF = nova.conf.CONF
@@ -90,7 +90,7 @@ class HyperVOVSVIFDriver(hyperv_vif.HyperVVIFDriver):
                                                osvif_vif.id)
         try:
             self._vif_plugin.plug(osvif_vif, osvif_instance)
-        except ovsdb.OvsdbUnavailable as exc:
+        except ovs_exception.OvsdbUnreachable as exc:
             raise self._ovsdb_unreachable(instance, osvif_vif, exc)
 
     def pre_plug(self, instance, vif):
@@ -109,7 +109,7 @@ class HyperVOVSVIFDriver(hyperv_vif.HyperVVIFDriver):
             return
         try:
             self._vif_plugin.pre_plug(*ovs_vif)
-        except ovsdb.OvsdbUnavailable as exc:
+        except ovs_exception.OvsdbUnreachable as exc:
             raise self._ovsdb_unreachable(instance, ovs_vif[0], exc)
 
     @staticmethod
@@ -137,7 +137,7 @@ class HyperVOVSVIFDriver(hyperv_vif.HyperVVIFDriver):
             return
         try:
             self._vif_plugin.unplug(*ovs_vif)
-        except ovsdb.OvsdbUnavailable as exc:
+        except ovs_exception.OvsdbUnreachable as exc:
             LOG.error('Could not remove OVS port %(port)s: %(err)s. Remove '
                       'it with "ovs-vsctl --if-exists del-port %(port)s" '
                       'once OVSDB is back.',

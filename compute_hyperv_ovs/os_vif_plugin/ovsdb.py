@@ -14,26 +14,14 @@ from ovsdbapp.backend.ovs_idl import idlutils
 from ovsdbapp import exceptions as ovsdbapp_exc
 from ovsdbapp.schema.open_vswitch import impl_idl
 
+from compute_hyperv_ovs.os_vif_plugin import exception
+
 LOG = logging.getLogger(__name__)
 
 SCHEMA = 'Open_vSwitch'
 # QoS is left out on purpose: Windows OVS has no tc-based QoS, and the plug
 # never touches it (os-vif 3.2.0 skipped QoS on win32 too).
 TABLES = ('Open_vSwitch', 'Bridge', 'Port', 'Interface')
-
-
-class OvsdbUnavailable(Exception):
-    """The configured ovsdb-server could not be reached or did not answer.
-
-    :param connection: the OVSDB connection string that was tried.
-    :param reason: what went wrong, as text.
-    """
-
-    def __init__(self, connection, reason):
-        self.connection = connection
-        self.reason = reason
-        super().__init__(
-            'OVSDB at %s is unreachable: %s' % (connection, reason))
 
 
 class PortStatus(object):
@@ -103,11 +91,12 @@ class OvsdbClient(object):
         try:
             helper = future.result(timeout=self.timeout)
         except concurrent.futures.TimeoutError:
-            raise OvsdbUnavailable(
-                self.connection,
-                'no schema received within %s s' % self.timeout)
+            raise exception.OvsdbUnreachable(
+                connection=self.connection,
+                reason='no schema received within %s s' % self.timeout)
         except Exception as exc:
-            raise OvsdbUnavailable(self.connection, str(exc))
+            raise exception.OvsdbUnreachable(connection=self.connection,
+                                             reason=str(exc))
         for table in TABLES:
             helper.register_table(table)
         idl = connection.OvsdbIdl(self.connection, helper)
@@ -116,7 +105,8 @@ class OvsdbClient(object):
             return _PerInstanceOvsdbIdl(conn)
         except ovsdbapp_exc.OvsdbConnectionUnavailable as exc:
             conn.stop()
-            raise OvsdbUnavailable(self.connection, str(exc))
+            raise exception.OvsdbUnreachable(connection=self.connection,
+                                             reason=str(exc))
 
     @property
     def api(self):
@@ -126,22 +116,23 @@ class OvsdbClient(object):
             return self._api
 
     def _run(self, what, func):
-        """Run ``func`` and turn transport failures into OvsdbUnavailable."""
+        """Run ``func`` and turn transport failures into OvsdbUnreachable."""
         try:
             return func()
-        except OvsdbUnavailable:
+        except exception.OvsdbUnreachable:
             raise
         except ovsdbapp_exc.TimeoutException as exc:
-            raise OvsdbUnavailable(
-                self.connection,
-                '%s did not finish within %s s (%s)' % (
+            raise exception.OvsdbUnreachable(
+                connection=self.connection,
+                reason='%s did not finish within %s s (%s)' % (
                     what, self.timeout, exc))
         except RuntimeError as exc:
             # ovsdbapp's do_commit() raises a bare RuntimeError("OVS
             # transaction timed out") when it keeps getting TRY_AGAIN, which
             # is what a lost connection looks like.
-            raise OvsdbUnavailable(self.connection,
-                                   '%s failed: %s' % (what, exc))
+            raise exception.OvsdbUnreachable(
+                connection=self.connection,
+                reason='%s failed: %s' % (what, exc))
 
     def add_vif_port(self, bridge, port_name, external_ids,
                      datapath_type=None):
@@ -160,7 +151,7 @@ class OvsdbClient(object):
             leave the bridge's as it is.
         :returns: :class:`PortStatus` read back after ovs-vswitchd applied
             the change.
-        :raises OvsdbUnavailable: the server cannot be reached in time.
+        :raises exception.OvsdbUnreachable: no answer within the timeout.
         :raises ovsdbapp.exceptions.OvsdbAppException: the transaction was
             refused.
         """
@@ -197,7 +188,7 @@ class OvsdbClient(object):
     def delete_port(self, bridge, port_name):
         """Delete a port; a port that does not exist is not an error.
 
-        :raises OvsdbUnavailable: the server cannot be reached in time.
+        :raises exception.OvsdbUnreachable: no answer within the timeout.
         """
         def unplug():
             api = self.api
@@ -211,7 +202,7 @@ class OvsdbClient(object):
 
         :param bridge: bridge name, e.g. ``br-int``.
         :returns: bool.
-        :raises OvsdbUnavailable: the server cannot be reached in time.
+        :raises exception.OvsdbUnreachable: no answer within the timeout.
         """
         def lookup():
             return bool(self.api.br_exists(bridge).execute(check_error=True))

@@ -19,6 +19,7 @@ from os_vif import plugin
 from oslo_config import cfg
 from oslo_log import log as logging
 
+from compute_hyperv_ovs.os_vif_plugin import exception  # noqa: F401 (raised)
 from compute_hyperv_ovs.os_vif_plugin import ovsdb
 
 LOG = logging.getLogger(__name__)
@@ -121,7 +122,7 @@ class HyperVOvsPlugin(plugin.PluginBase):
         :param instance_info: ``os_vif.objects.instance_info.InstanceInfo``.
         :returns: :class:`ovsdb.PortStatus` of the Interface.
         :raises os_vif.exception.PlugException: not a VIFOpenVSwitch.
-        :raises ovsdb.OvsdbUnavailable: OVSDB unreachable within the timeout.
+        :raises exception.OvsdbUnreachable: no answer within the timeout.
         """
         status = self._add_port(vif, instance_info)
         bridge = vif.network.bridge
@@ -144,7 +145,7 @@ class HyperVOvsPlugin(plugin.PluginBase):
         """Delete the VIF's OVS port; unplugging twice is harmless.
 
         :raises os_vif.exception.PlugException: not a VIFOpenVSwitch.
-        :raises ovsdb.OvsdbUnavailable: OVSDB unreachable within the timeout.
+        :raises exception.OvsdbUnreachable: no answer within the timeout.
         """
         self._check_vif(vif)
         self.ovsdb.delete_port(vif.network.bridge, vif.id)
@@ -166,7 +167,7 @@ class HyperVOvsPlugin(plugin.PluginBase):
         :param instance_info: as for :meth:`plug`.
         :returns: :class:`ovsdb.PortStatus` of the Interface.
         :raises os_vif.exception.PlugException: not a VIFOpenVSwitch.
-        :raises ovsdb.OvsdbUnavailable: OVSDB unreachable within the timeout.
+        :raises exception.OvsdbUnreachable: no answer within the timeout.
         """
         status = self._add_port(vif, instance_info)
         LOG.debug('OVS port %(port)s registered on %(bridge)s ahead of its '
@@ -180,6 +181,6 @@ class HyperVOvsPlugin(plugin.PluginBase):
 
         :param bridge: bridge name, e.g. ``br-int``.
         :returns: bool.
-        :raises ovsdb.OvsdbUnavailable: OVSDB unreachable within the timeout.
+        :raises exception.OvsdbUnreachable: no answer within the timeout.
         """
         return self.ovsdb.bridge_exists(bridge)

@@ -12,7 +12,7 @@ from oslo_utils import uuidutils
 import testtools
 
 from compute_hyperv_ovs import conf  # noqa: F401 (registers the options)
-from compute_hyperv_ovs.os_vif_plugin import ovsdb
+from compute_hyperv_ovs.os_vif_plugin import exception as ovs_exception
 from compute_hyperv_ovs.os_vif_plugin import plugin
 from tests.fixtures import ovs
 
@@ -140,7 +140,8 @@ class PluginTestCase(testtools.TestCase):
         unreachable = self.load_plugin(self.ovs.connection, timeout=3)
         start = time.monotonic()
 
-        exc = self.assertRaises(ovsdb.OvsdbUnavailable, unreachable.plug,
+        exc = self.assertRaises(ovs_exception.OvsdbUnreachable,
+                                unreachable.plug,
                                 make_vif(), make_instance_info())
 
         self.assertIn(self.ovs.connection, str(exc))
@@ -152,7 +153,8 @@ class PluginTestCase(testtools.TestCase):
         self.ovs.stop()
         start = time.monotonic()
 
-        exc = self.assertRaises(ovsdb.OvsdbUnavailable, connected.plug,
+        exc = self.assertRaises(ovs_exception.OvsdbUnreachable,
+                                connected.plug,
                                 make_vif(), make_instance_info())
 
         self.assertIn(self.ovs.connection, str(exc))
