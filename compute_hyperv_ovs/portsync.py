@@ -172,54 +172,77 @@ class PortSync(object):
             OVSDB did not answer or refused; nothing was changed.
         """
         context = nova_context.get_admin_context()
+        wanted, left_alone = self._wanted_ports(context)
+        return self.sync(
+            wanted, left_alone,
+            lambda uuids: self._in_flight_elsewhere(context, uuids))
+
+    def sync(self, wanted, left_alone, in_flight):
+        """Make the OVS ports match ``wanted``: one read, one transaction.
+
+        :param wanted: {port name: :class:`plugin.PortSpec`} of the ports
+            this host's instances need.
+        :param left_alone: set of instance uuids whose ports are not to be
+            touched (an operation in flight, ERROR, soft-deleted).
+        :param in_flight: callable, given a set of instance uuids of owned
+            ports nothing here wants, returning those whose instance still
+            has an operation in flight elsewhere (kept).
+        :returns: (recreated, corrected, removed) port counts.
+        :raises compute_hyperv_ovs.os_vif_plugin.exception.OvsPortError:
+            OVSDB did not answer or refused; nothing was changed.
+        """
         with self._lock:
             pending = set(self._pending_removals)
-        wanted, left_alone = self._wanted_ports(context)
+        counts = {}
 
-        ports = self._vif_plugin.read_ports()
-
-        add, update, remove = [], [], []
-        recreated = corrected = 0
-        for name, spec in wanted.items():
-            external_ids = ports.get(name)
-            if external_ids is None:
-                add.append(spec)
-                recreated += 1
-            elif self._owned_elsewhere(external_ids):
-                continue
-            elif any(external_ids.get(key) != value
-                     for key, value in spec.external_ids.items()):
-                if self._vif_plugin.is_owned(external_ids):
-                    update.append(spec)
-                else:
-                    # A port of this VIF without markers (registered before
-                    # the markers existed): adopt it.
+        def decide(ports):
+            add, update, remove = [], [], []
+            recreated = corrected = 0
+            for name, spec in wanted.items():
+                external_ids = ports.get(name)
+                if external_ids is None:
                     add.append(spec)
-                corrected += 1
+                    recreated += 1
+                elif self._owned_elsewhere(external_ids):
+                    continue
+                elif any(external_ids.get(key) != value
+                         for key, value in spec.external_ids.items()):
+                    if self._vif_plugin.is_owned(external_ids):
+                        update.append(spec)
+                    else:
+                        # A port of this VIF without markers (registered
+                        # before the markers existed): adopt it.
+                        add.append(spec)
+                    corrected += 1
 
-        unknown = {}
-        for name, external_ids in ports.items():
-            if name in wanted:
-                continue
-            if name in pending and not self._owned_elsewhere(external_ids):
-                remove.append(name)
-            elif not self._vif_plugin.is_owned(external_ids):
-                continue
-            elif external_ids.get('vm-uuid') in left_alone:
-                continue
-            else:
-                unknown[name] = external_ids.get('vm-uuid')
-        remove.extend(self._not_in_flight(context, unknown))
+            unwanted = {}
+            for name, external_ids in ports.items():
+                if name in wanted:
+                    continue
+                if (name in pending and
+                        not self._owned_elsewhere(external_ids)):
+                    remove.append(name)
+                elif not self._vif_plugin.is_owned(external_ids):
+                    continue
+                elif external_ids.get('vm-uuid') in left_alone:
+                    continue
+                else:
+                    unwanted[name] = external_ids.get('vm-uuid')
+            uuids = {uuid for uuid in unwanted.values() if uuid}
+            keep = in_flight(uuids) if uuids else set()
+            remove.extend(name for name, uuid in unwanted.items()
+                          if uuid not in keep)
+            counts.update(recreated=recreated, corrected=corrected,
+                          removed=len(remove))
+            return add, update, remove
 
-        self._vif_plugin.sync_ports(add=add, update=update, remove=remove)
+        self._vif_plugin.reconcile_ports(decide)
         with self._lock:
             self._pending_removals -= pending
         LOG.info('OVS ports of host %(host)s reconciled with its instances: '
                  'recreated %(recreated)d, corrected %(corrected)d, removed '
-                 '%(removed)d.', {'host': self.host, 'recreated': recreated,
-                                  'corrected': corrected,
-                                  'removed': len(remove)})
-        return recreated, corrected, len(remove)
+                 '%(removed)d.', dict(counts, host=self.host))
+        return counts['recreated'], counts['corrected'], counts['removed']
 
     def _owned_elsewhere(self, external_ids):
         """Carries the markers of another compute service (shared OVSDB)."""
@@ -253,22 +276,16 @@ class PortSync(object):
         return wanted, left_alone
 
     @staticmethod
-    def _not_in_flight(context, ports):
-        """Ports whose instance is gone or idle elsewhere, to be removed.
+    def _in_flight_elsewhere(context, uuids):
+        """Instances of ``uuids`` with an operation in flight.
 
-        :param ports: {port name: vm-uuid} of owned ports no instance on
-            this host wants.
-        :returns: list of port names.  A port is kept when its instance
-            still has an operation in flight (e.g. a live migration to this
-            host registered it ahead, while the instance's host is still
-            the source).
+        Their ports are kept: e.g. a live migration to this host registers
+        the port ahead while the instance's host is still the source.
+        Deleted instances are not found, so their ports go.
+
+        :param uuids: set of instance uuids.
+        :returns: set of instance uuids.
         """
-        uuids = {uuid for uuid in ports.values() if uuid}
-        in_flight = set()
-        if uuids:
-            instances = objects.InstanceList.get_by_filters(
-                context, {'uuid': sorted(uuids)}, expected_attrs=[])
-            in_flight = {i.uuid for i in instances
-                         if i.task_state is not None}
-        return [name for name, uuid in ports.items()
-                if uuid not in in_flight]
+        instances = objects.InstanceList.get_by_filters(
+            context, {'uuid': sorted(uuids)}, expected_attrs=[])
+        return {i.uuid for i in instances if i.task_state is not None}

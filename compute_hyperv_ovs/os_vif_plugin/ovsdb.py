@@ -9,6 +9,7 @@ import concurrent.futures
 import threading
 
 from oslo_log import log as logging
+from ovsdbapp.backend.ovs_idl import command as ovs_command
 from ovsdbapp.backend.ovs_idl import connection
 from ovsdbapp.backend.ovs_idl import idlutils
 from ovsdbapp import exceptions as ovsdbapp_exc
@@ -276,8 +277,41 @@ class OvsdbClient(object):
                 for name, external_ids in update:
                     txn.add(api.db_set('Interface', name,
                                        ('external_ids', external_ids)))
-                for name in remove:
-                    txn.add(api.del_port(name, if_exists=True))
+                if remove:
+                    txn.add(_DelPortsCommand(api, remove))
 
         self._run('synchronising %d port(s)' % (
             len(add) + len(update) + len(remove)), write)
+
+
+class _DelPortsCommand(ovs_command.BaseCommand):
+    """Delete ports by name, from whichever bridge holds them.
+
+    ovsdbapp's ``del_port`` reads the whole ``Bridge.ports`` column once or
+    twice per port, which on a bridge of 1000 ports makes deleting 100 of
+    them take seconds; this reads each bridge's ports once.  Ports that do
+    not exist are skipped.  The Interfaces go with their Port, as with
+    ``ovs-vsctl del-port``.
+    """
+
+    def __init__(self, api, names):
+        super().__init__(api)
+        self.names = list(names)
+
+    def run_idl(self, txn):
+        ports = {}
+        for name in self.names:
+            port = idlutils.row_by_value(self.api.idl, 'Port', 'name', name,
+                                         None)
+            if port is not None:
+                ports[port.uuid] = port
+        if not ports:
+            return
+        for bridge in self.api.tables['Bridge'].rows.values():
+            for port in bridge.ports:
+                if port.uuid in ports:
+                    bridge.delvalue('ports', port)
+        for port in ports.values():
+            for interface in port.interfaces:
+                interface.delete()
+            port.delete()

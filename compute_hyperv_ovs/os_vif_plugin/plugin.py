@@ -243,26 +243,32 @@ class HyperVOvsPlugin(plugin.PluginBase):
         return (external_ids.get(OWNER_KEY) == OWNER and
                 external_ids.get(OWNER_HOST_KEY) == self.compute_host)
 
-    def read_ports(self):
-        """Every Interface of this host's OVSDB, in one read.
+    def reconcile_ports(self, decide):
+        """Read every Interface, let ``decide`` choose, write its choice.
 
-        :returns: dict of Interface name to external_ids; tell this
-            service's own with :meth:`is_owned`.
-        :raises exception.OvsdbUnreachable: no answer within the timeout.
+        One read and one write transaction, over a connection of the pass's
+        own, opened for it and closed after it: its initial download is the
+        read, so the pass never works from the replica of a connection that
+        lost its ovsdb-server, and plugs and unplugs keep their own
+        connection to themselves.
+
+        :param decide: callable, given {Interface name: external_ids dict}
+            of every Interface (tell this service's own with
+            :meth:`is_owned`), returning (add, update, remove): lists of
+            :class:`PortSpec` to create (or adopt), of :class:`PortSpec`
+            whose external_ids are to be set, and of port names to delete.
+        :returns: what ``decide`` returned.
+        :raises exception.OvsdbUnreachable: no answer within the timeout;
+            nothing was written.
         """
-        return self.ovsdb.list_interfaces()
-
-    def sync_ports(self, add=(), update=(), remove=()):
-        """Apply a reconciliation in one OVSDB transaction.
-
-        :param add: :class:`PortSpec` of ports to create (or adopt).
-        :param update: :class:`PortSpec` of existing ports whose
-            external_ids are set to the spec's.
-        :param remove: port names to delete.
-        :raises exception.OvsdbUnreachable: no answer within the timeout.
-        """
-        self.ovsdb.sync_ports(
-            add=[(s.bridge, s.name, s.external_ids, s.datapath_type)
-                 for s in add],
-            update=[(s.name, s.external_ids) for s in update],
-            remove=remove)
+        client = ovsdb.OvsdbClient(self.ovsdb.connection, self.ovsdb.timeout)
+        try:
+            add, update, remove = decide(client.list_interfaces())
+            client.sync_ports(
+                add=[(s.bridge, s.name, s.external_ids, s.datapath_type)
+                     for s in add],
+                update=[(s.name, s.external_ids) for s in update],
+                remove=remove)
+        finally:
+            client.close()
+        return add, update, remove
