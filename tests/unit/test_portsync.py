@@ -31,8 +31,8 @@ HOST = 'host1'
 def make_vif(index):
     port_id = uuidutils.generate_uuid()
     network = network_model.Network(id=uuidutils.generate_uuid(),
-                                     bridge='br-int', label='private',
-                                     subnets=[])
+                                    bridge='br-int', label='private',
+                                    subnets=[])
     return network_model.VIF(id=port_id, address='fa:16:3e:00:00:%02x'
                              % index, network=network,
                              type=network_model.VIF_TYPE_OVS, details={},
