@@ -172,9 +172,9 @@ class PortSync(object):
             OVSDB did not answer or refused; nothing was changed.
         """
         context = nova_context.get_admin_context()
-        wanted, left_alone = self._wanted_ports(context)
+        wanted, left_alone, attached = self._wanted_ports(context)
         return self.sync(
-            wanted, left_alone,
+            wanted, left_alone | attached,
             lambda uuids: self._in_flight_elsewhere(context, uuids))
 
     def sync(self, wanted, left_alone, in_flight):
@@ -182,8 +182,11 @@ class PortSync(object):
 
         :param wanted: {port name: :class:`plugin.PortSpec`} of the ports
             this host's instances need.
-        :param left_alone: set of instance uuids whose ports are not to be
-            touched (an operation in flight, ERROR, soft-deleted).
+        :param left_alone: set of instance uuids and port names not to be
+            touched: instances with an operation in flight, in ERROR or
+            soft-deleted, and the ports of VIFs whose VM is on this host
+            (kept even when their unplug was handed over: a later plug of
+            the same VIF wants them again).
         :param in_flight: callable, given a set of instance uuids of owned
             ports nothing here wants, returning those whose instance still
             has an operation in flight elsewhere (kept).
@@ -219,6 +222,8 @@ class PortSync(object):
             for name, external_ids in ports.items():
                 if name in wanted:
                     continue
+                if name in left_alone:
+                    continue
                 if (name in pending and
                         not self._owned_elsewhere(external_ids)):
                     remove.append(name)
@@ -253,14 +258,19 @@ class PortSync(object):
         """The ports this host's instances need, from nova's database.
 
         :returns: ({port name: PortSpec} of idle instances whose VM is on
-            this host, {uuid} of instances on this host left alone).
+            this host, {uuid} of instances on this host left alone, {port
+            name} of the VIFs of every instance whose VM is on this host).
         """
         instances = objects.InstanceList.get_by_host(
             context, self.host, expected_attrs=['info_cache'])
         vm_names = set(self._list_vms())
         wanted = {}
         left_alone = set()
+        attached = set()
         for instance in instances:
+            if instance.name in vm_names:
+                attached.update(vif['id']
+                                for vif in instance.get_network_info())
             if (instance.task_state is not None or
                     instance.vm_state in _LEFT_ALONE_VM_STATES):
                 left_alone.add(instance.uuid)
@@ -273,7 +283,7 @@ class PortSync(object):
                 spec = self._vif_driver.port_spec(instance, vif)
                 if spec is not None:
                     wanted[spec.name] = spec
-        return wanted, left_alone
+        return wanted, left_alone, attached
 
     @staticmethod
     def _in_flight_elsewhere(context, uuids):

@@ -184,6 +184,20 @@ class PortSyncTestCase(test.TestCase):
         self.assertTrue(self.vif_plugin.is_owned(
             self.external_ids(nova_vif['id'])))
 
+    def test_handed_over_unplug_keeps_a_port_whose_vm_is_here(self):
+        # An unplug that could not run, then a plug of the same VIF that
+        # could (its instance busy, e.g. finishing a resize): the port is
+        # wanted again and stays.
+        busy, busy_vif = self.instance(task_state=task_states.RESIZE_FINISH)
+        gone, gone_vif = self.instance(task_state=task_states.DELETING,
+                                       vm=False)
+        self.sync.remove_later(busy_vif['id'])
+        self.sync.remove_later(gone_vif['id'])
+
+        self.assertEqual((0, 0, 1), self.sync.reconcile())
+
+        self.assertEqual([busy_vif['id']], self.ovs.list_ports())
+
     # ---- the loop ----
 
     def test_failed_unplug_is_retried_once_ovsdb_is_back_logged_once(self):
