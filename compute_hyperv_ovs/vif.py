@@ -139,7 +139,12 @@ class HyperVOVSVIFDriver(hyperv_vif.HyperVVIFDriver):
             return
         try:
             self._vif_plugin.unplug(*ovs_vif)
-        except ovs_exception.OvsPortError as exc:
+        except Exception as exc:
+            # OvsPortError is the expected failure; anything else is handled
+            # the same way, since unplug must not raise.
+            if not isinstance(exc, ovs_exception.OvsPortError):
+                LOG.exception('Unexpected error removing OVS port %s',
+                              ovs_vif[0].id, instance=instance)
             port_sync = self._port_sync
             if port_sync is None:
                 LOG.error('Could not remove OVS port %(port)s: %(err)s. '
