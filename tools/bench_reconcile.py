@@ -20,6 +20,8 @@ Prints:
   connect, read, write; target: one read plus one write transaction;
 - wall time of the pass, and the same without the wait for ovs-vswitchd
   to apply the change (ovsdbapp waits for ``cur_cfg``); target under 1 s;
+  with the CPU time the process spent and the load average, since wall
+  time on a shared machine says more about the machine;
 - that the result is right (ports recreated, corrected, removed, foreign
   ports untouched).
 
@@ -28,6 +30,7 @@ Usage: python tools/bench_reconcile.py [--ports 1000] [--timeout 60]
 
 import argparse
 import json
+import multiprocessing
 import os
 import socket
 import sys
@@ -55,105 +58,133 @@ def mac(i):
     return 'fa:16:3e:%02x:%02x:%02x' % (i >> 16 & 255, i >> 8 & 255, i & 255)
 
 
-class CountingProxy(object):
-    """A loopback TCP proxy that counts JSON-RPC requests by method.
+def _proxy_main(target_port, log_path, ready):
+    """The proxy's process: forward, and log JSON-RPC traffic to log_path.
 
-    Also records, for each ``transact`` request, when it was sent and
-    when ovsdb-server's reply came back.
+    It runs in a process of its own so that reading the traffic takes no
+    CPU from (and no GIL time of) the process under test.  Each line of the
+    log: ``<monotonic time> request <method> <id>`` or ``<monotonic time>
+    reply <id>``; CLOCK_MONOTONIC is the same clock in both processes.
     """
+    listener = socket.socket()
+    listener.bind(('127.0.0.1', 0))
+    listener.listen(8)
+    log = open(log_path, 'a', buffering=1)
+    lock = threading.Lock()
 
-    def __init__(self, target_port):
-        self.target_port = target_port
-        self.listener = socket.socket()
-        self.listener.bind(('127.0.0.1', 0))
-        self.listener.listen(8)
-        self.port = self.listener.getsockname()[1]
-        self.requests = []          # (time, method, id)
-        self.replies = {}           # id -> time
-        self._lock = threading.Lock()
-        self._closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
+    def record(line):
+        with lock:
+            log.write(line + '\n')
 
-    def _accept(self):
-        while not self._closed:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(('127.0.0.1',
-                                               self.target_port))
-            threading.Thread(target=self._pump, args=(client, server, True),
-                             daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client, False),
-                             daemon=True).start()
-
-    def _pump(self, src, dst, from_client):
+    def pump(src, dst, from_client):
         decoder = json.JSONDecoder()
         buf = ''
         while True:
             try:
-                data = src.recv(65536)
+                data = src.recv(262144)
             except OSError:
                 data = b''
             if not data:
-                for s in (src, dst):
+                for sock in (src, dst):
                     try:
-                        s.shutdown(socket.SHUT_RDWR)
+                        sock.shutdown(socket.SHUT_RDWR)
                     except OSError:
                         pass
                 return
+            dst.sendall(data)
             now = time.monotonic()
             buf += data.decode('utf-8')
-            while buf:
+            # A JSON-RPC message ends with '}'; only then try to decode, so
+            # a large reply arriving in many chunks is decoded once.
+            while buf.rstrip().endswith('}'):
                 buf = buf.lstrip()
                 try:
                     msg, end = decoder.raw_decode(buf)
                 except ValueError:
                     break
                 buf = buf[end:]
-                with self._lock:
-                    if from_client and msg.get('method'):
-                        method = msg['method']
-                        if method in MONITORS:
-                            # Which database: the IDL also monitors the
-                            # server's own _Server database.
-                            method += ':%s' % msg['params'][0]
-                        self.requests.append((now, method, msg.get('id')))
-                    elif not from_client and 'result' in msg:
-                        self.replies.setdefault(msg.get('id'), now)
-            dst.sendall(data)
+                if from_client and msg.get('method'):
+                    method = msg['method']
+                    if method in MONITORS:
+                        # Which database: the IDL also monitors the
+                        # server's own _Server database.
+                        method += ':%s' % msg['params'][0]
+                    record('%r request %s %s' % (now, method,
+                                                  json.dumps(msg.get('id'))))
+                elif not from_client and 'result' in msg:
+                    record('%r reply %s' % (now, json.dumps(msg.get('id'))))
+
+    ready.put(listener.getsockname()[1])
+    while True:
+        client, _ = listener.accept()
+        server = socket.create_connection(('127.0.0.1', target_port))
+        threading.Thread(target=pump, args=(client, server, True),
+                         daemon=True).start()
+        threading.Thread(target=pump, args=(server, client, False),
+                         daemon=True).start()
+
+
+class CountingProxy(object):
+    """A loopback TCP proxy, in a process of its own, that logs JSON-RPC.
+
+    Counts requests by method and tells when replies came back.
+    """
+
+    def __init__(self, target_port, directory):
+        self.log_path = os.path.join(directory, 'jsonrpc.log')
+        context = multiprocessing.get_context('spawn')
+        ready = context.Queue()
+        self.process = context.Process(
+            target=_proxy_main, args=(target_port, self.log_path, ready),
+            daemon=True)
+        self.process.start()
+        self.port = ready.get(timeout=30)
+
+    def _events(self):
+        requests, replies = [], {}
+        try:
+            with open(self.log_path) as log:
+                lines = log.read().splitlines()
+        except FileNotFoundError:
+            lines = []
+        for line in lines:
+            parts = line.split(' ')
+            when = float(parts[0])
+            if parts[1] == 'request':
+                requests.append((when, parts[2], parts[3]))
+            else:
+                replies.setdefault(parts[2], when)
+        return requests, replies
 
     def methods_since(self, start):
-        with self._lock:
-            counts = {}
-            for when, method, _id in self.requests:
-                if when >= start:
-                    counts[method] = counts.get(method, 0) + 1
-            return counts
+        counts = {}
+        for when, method, _id in self._events()[0]:
+            if when >= start:
+                counts[method] = counts.get(method, 0) + 1
+        return counts
 
     def reply_to_first_after(self, start, methods):
         """Reply time of the first request of ``methods`` after start."""
-        with self._lock:
-            ids = [i for when, method, i in self.requests
-                   if when >= start and method in methods]
-            return self.replies.get(ids[0]) if ids else None
+        requests, replies = self._events()
+        ids = [i for when, method, i in requests
+               if when >= start and method in methods]
+        return replies.get(ids[0]) if ids else None
 
     def first_sent_after(self, start, method):
-        with self._lock:
-            times = [when for when, m, _i in self.requests
-                     if when >= start and m == method]
-            return times[0] if times else None
+        times = [when for when, m, _i in self._events()[0]
+                 if when >= start and m == method]
+        return times[0] if times else None
 
     def transact_reply_after(self, start):
         """Reply time of the last transact request sent after start."""
-        with self._lock:
-            ids = [i for when, method, i in self.requests
-                   if when >= start and method == 'transact']
-            return self.replies.get(ids[-1]) if ids else None
+        requests, replies = self._events()
+        ids = [i for when, method, i in requests
+               if when >= start and method == 'transact']
+        return replies.get(ids[-1]) if ids else None
 
     def close(self):
-        self._closed = True
-        self.listener.close()
+        self.process.terminate()
+        self.process.join(10)
 
 
 def build_bridge(switch, n_ports):
@@ -233,7 +264,7 @@ def main():
     try:
         wanted, expected = build_bridge(switch, args.ports)
         assert len(switch.list_ports()) == expected['on_bridge']
-        proxy = CountingProxy(switch.port)
+        proxy = CountingProxy(switch.port, switch.dir)
 
         class Config(object):
             ovsdb_connection = 'tcp:127.0.0.1:%d' % proxy.port
@@ -243,9 +274,11 @@ def main():
         vif_plugin.set_compute_host(HOST)
         sync = portsync.PortSync(None, vif_plugin, HOST, list_vms=None)
 
+        c3 = time.process_time()
         t3 = time.monotonic()
         result = sync.sync(wanted, set(), lambda uuids: set())
         t4 = time.monotonic()
+        c4 = time.process_time()
         during_pass = proxy.methods_since(t3)
         monitor_replied = proxy.reply_to_first_after(t3, READS)
         transact_sent = proxy.first_sent_after(t3, 'transact')
@@ -274,7 +307,9 @@ def main():
         print('reads: %d, write transactions: %d' % (
             sum(during_pass.get(m, 0) for m in READS),
             during_pass.get('transact', 0)))
-        print('pass wall time: %.3f s' % (t4 - t3))
+        print('pass wall time: %.3f s; CPU time of this process (all its '
+              'threads) during it: %.3f s; load average: '
+              '%.1f' % (t4 - t3, c4 - c3, os.getloadavg()[0]))
         if monitor_replied and committed:
             print('  connect + read (until the Open_vSwitch monitor reply): '
                   '%.3f s; the IDL loading the reply, diff, transaction '
