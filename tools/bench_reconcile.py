@@ -109,8 +109,8 @@ def _proxy_main(target_port, log_path, ready):
                         # Which database: the IDL also monitors the
                         # server's own _Server database.
                         method += ':%s' % msg['params'][0]
-                    record('%r request %s %s' % (now, method,
-                                                  json.dumps(msg.get('id'))))
+                    msg_id = json.dumps(msg.get('id'))
+                    record('%r request %s %s' % (now, method, msg_id))
                 elif not from_client and 'result' in msg:
                     record('%r reply %s' % (now, json.dumps(msg.get('id'))))
 
