@@ -25,8 +25,12 @@ on this Hyper-V host), and writes every change in one transaction:
   moved to another host, or whose VM is gone from this host (removed
   behind nova's back), and ports whose unplug could not run.
 
-Only ports carrying this service's ownership markers are ever changed or
-removed (``plugin.HyperVOvsPlugin.is_owned``; doc/source/design.rst).
+Only ports carrying this service's ownership markers are changed or
+removed (``plugin.HyperVOvsPlugin.is_owned``; doc/source/design.rst), with
+two exceptions named after this host's own VIFs: a port without markers
+of an instance's VIF is adopted (its markers written), and a port whose
+unplug nova asked for is removed even without markers, as the unplug
+would have.  Ports marked as another compute service's are never touched.
 Instances with an operation in flight (a ``task_state``), in ERROR or
 soft-deleted are left alone: the operation, or the operator, owns their
 ports.
