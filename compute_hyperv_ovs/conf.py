@@ -13,15 +13,30 @@ from compute_hyperv_ovs.os_vif_plugin import plugin
 
 CONF = cfg.CONF
 
+# Options of the driver's port sync (compute_hyperv_ovs.portsync), in the
+# plugin's group: they are about the same OVS ports.
+PORT_SYNC_OPTS = (
+    cfg.IntOpt('port_sync_max_interval',
+               default=60,
+               min=1,
+               help='Longest wait, in seconds, between two attempts to put '
+                    'this host\'s OVS ports right while OVSDB does not '
+                    'answer (at start-up, or after an unplug that could '
+                    'not run). The wait starts at 1 s and doubles up to '
+                    'this.'),
+)
+
 
 def register_opts(conf):
     conf.register_opts(plugin.HyperVOvsPlugin.CONFIG_OPTS,
                        group=plugin.CONFIG_GROUP)
+    conf.register_opts(PORT_SYNC_OPTS, group=plugin.CONFIG_GROUP)
 
 
 def list_opts():
     """Options for ``oslo-config-generator --namespace compute_hyperv_ovs``."""
-    return [(plugin.CONFIG_GROUP, list(plugin.HyperVOvsPlugin.CONFIG_OPTS))]
+    return [(plugin.CONFIG_GROUP, list(plugin.HyperVOvsPlugin.CONFIG_OPTS) +
+             list(PORT_SYNC_OPTS))]
 
 
 register_opts(CONF)

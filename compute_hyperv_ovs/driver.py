@@ -11,7 +11,15 @@ the base driver's:
   cannot build before anything is created, and
   turns a failed plug or a missing network-vif-plugged into an aborted build
   whose fault says what to check on this host.
-- cleanup_host: closes the OVSDB connection.
+- nova-compute start-up (:mod:`compute_hyperv_ovs.portsync`): init_host
+  starts the port sync, which reconciles this host's OVS ports with its
+  instances in the background and retries with back-off while OVSDB does
+  not answer; plug_vifs (nova's start-up call) connects the vNICs of the
+  VMs still on the host and leaves the OVS ports to the port sync, so
+  neither a down OVSDB nor a VM removed behind nova's back stops the
+  service or puts servers in ERROR.  resume_state_on_host_boot does the
+  same before powering the VM on.
+- cleanup_host: stops the port sync, closes the OVSDB connection.
 - live migration (:mod:`compute_hyperv_ovs.livemigrationops`): the
   destination's OVS ports are registered before the VM moves; pre-checks
   refuse destinations without the vSwitch, OVSDB or integration bridge,
@@ -37,6 +45,7 @@ from compute_hyperv_ovs import conf  # noqa: F401 (registers the options)
 from compute_hyperv_ovs import livemigrationops
 from compute_hyperv_ovs import migrationops
 from compute_hyperv_ovs.os_vif_plugin import plugin
+from compute_hyperv_ovs import portsync
 from compute_hyperv_ovs import vmops
 
 CONF = nova.conf.CONF
@@ -59,6 +68,55 @@ class HyperVOVSDriver(hyperv_driver.HyperVDriver):
         self._livemigrationops = livemigrationops.LiveMigrationOps(
             self._vmops, self._vif_plugin)
         self._migrationops = migrationops.MigrationOps(self._vmops)
+        # CONF.host now is this service's: nova builds the driver for it.
+        self._vif_plugin.set_compute_host(CONF.host)
+        self._port_sync = portsync.PortSync(
+            self._vmops.vif_driver, self._vif_plugin, CONF.host,
+            self.list_instances)
+        self._vmops.vif_driver.set_port_sync(self._port_sync)
+
+    def init_host(self, host):
+        super().init_host(host)
+        self._vif_plugin.set_compute_host(host)
+        self._port_sync.host = host
+        # In the background: nova-compute must start and report even when
+        # ovsdb-server is not up yet (after a Windows host reboot it often
+        # is not).
+        self._port_sync.start()
+
+    def plug_vifs(self, instance, network_info):
+        """nova-compute's start-up plug (``_init_instance``).
+
+        nova calls this only at start-up.  The vNICs of a VM still on this
+        host are connected to the vSwitch now; the OVS ports are the port
+        sync's, which reconciles every instance of the host in one OVSDB
+        read and one transaction, and retries while OVSDB does not answer.
+        A VM removed behind nova's back is skipped (nova's power state sync
+        reports the instance as not found; its port is removed).  Before
+        :meth:`init_host` (no port sync running) the VIFs are plugged
+        directly.
+
+        :raises nova.exception.VirtualInterfacePlugException: a VIF type
+            this driver does not plug.
+        """
+        if not self._port_sync.running:
+            return super().plug_vifs(instance, network_info)
+        for vif in network_info or ():
+            if not self._vmops.vif_driver.connect_vnic(instance, vif):
+                break
+        self._port_sync.request()
+
+    def resume_state_on_host_boot(self, context, instance, network_info,
+                                  block_device_info=None):
+        """Power on a VM nova expects running, after a host reboot.
+
+        As the base driver, but the OVS ports are left to the port sync
+        (:meth:`plug_vifs`), so a down OVSDB does not put the server in
+        ERROR.
+        """
+        self.plug_vifs(instance, network_info)
+        self._vmops.power_on(instance, block_device_info, network_info,
+                             should_plug_vifs=False)
 
     def spawn(self, context, instance, image_meta, injected_files,
               admin_password, allocations, network_info=None,
@@ -100,4 +158,5 @@ class HyperVOVSDriver(hyperv_driver.HyperVDriver):
 
     def cleanup_host(self, host):
         super().cleanup_host(host)
+        self._port_sync.stop()
         self._vif_plugin.ovsdb.close()

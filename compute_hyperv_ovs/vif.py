@@ -13,6 +13,7 @@ from nova.network import model
 from nova.network import os_vif_util
 from nova.virt.hyperv import vif as hyperv_vif
 from os_vif.objects import vif as osv_vif
+from os_win import exceptions as os_win_exc
 from oslo_log import log as logging
 
 from compute_hyperv_ovs.os_vif_plugin import exception as ovs_exception
@@ -123,22 +124,85 @@ class HyperVOVSVIFDriver(hyperv_vif.HyperVVIFDriver):
                                   'group': plugin.CONFIG_GROUP})
 
     def unplug(self, instance, vif):
-        """Remove the OVS port; a missing port is not an error.
+        """Remove the OVS port; a missing port is not an error.  Never raises.
 
         VIFs that :meth:`plug` refuses or leaves to the neutron Hyper-V
-        agent have nothing to remove.  An unreachable OVSDB is logged, not
-        raised.  Unplug runs while a VM is destroyed, and failing there
-        would leave the VM's disks behind, for a port that
-        ``neutron-ovs-cleanup`` or the next plug of the same port id would
-        deal with anyway.
+        agent have nothing to remove.  When Open vSwitch cannot do it now
+        (OVSDB unreachable or timed out, ovs-vswitchd not applying), the
+        port is handed to the driver's port sync, which removes it once
+        OVSDB answers (:mod:`compute_hyperv_ovs.portsync`).  Unplug runs
+        while a VM is destroyed or a failed plug is cleaned up, and failing
+        there would leave the VM's disks behind.
         """
         ovs_vif = self._ovs_vif(instance, vif)
         if ovs_vif is None:
             return
         try:
             self._vif_plugin.unplug(*ovs_vif)
-        except ovs_exception.OvsdbUnreachable as exc:
-            LOG.error('Could not remove OVS port %(port)s: %(err)s. Remove '
-                      'it with "ovs-vsctl --if-exists del-port %(port)s" '
-                      'once OVSDB is back.',
-                      {'port': ovs_vif[0].id, 'err': exc}, instance=instance)
+        except Exception as exc:
+            # OvsPortError is the expected failure; anything else is handled
+            # the same way, since unplug must not raise.
+            if not isinstance(exc, ovs_exception.OvsPortError):
+                LOG.exception('Unexpected error removing OVS port %s',
+                              ovs_vif[0].id, instance=instance)
+            port_sync = self._port_sync
+            if port_sync is None:
+                LOG.error('Could not remove OVS port %(port)s: %(err)s. '
+                          'Remove it with "ovs-vsctl --if-exists del-port '
+                          '%(port)s" once OVSDB is back.',
+                          {'port': ovs_vif[0].id, 'err': exc},
+                          instance=instance)
+                return
+            LOG.error('Could not remove OVS port %(port)s now: %(err)s. '
+                      'It will be removed as soon as OVSDB answers.',
+                      {'port': ovs_vif[0].id, 'err': exc},
+                      instance=instance)
+            port_sync.remove_later(ovs_vif[0].id)
+
+    # Set by the driver (set_port_sync); None in a VIF driver used alone.
+    _port_sync = None
+
+    def set_port_sync(self, port_sync):
+        """Hand unplugs that could not run to ``port_sync``.
+
+        :param port_sync: :class:`compute_hyperv_ovs.portsync.PortSync`.
+        """
+        self._port_sync = port_sync
+
+    def connect_vnic(self, instance, vif):
+        """Connect a VIF's vNIC to the vSwitch, leaving OVS alone.
+
+        For nova-compute's start-up (``plug_vifs``), when the OVS side is
+        the port sync's.  Connecting a connected vNIC does nothing.
+
+        :returns: True when connected (or nothing to connect: ``hyperv``
+            VIFs), False when the vNIC does not exist on this host (its VM
+            was removed behind nova's back).
+        :raises nova.exception.VirtualInterfacePlugException: a VIF type or
+            hybrid plug :meth:`plug` refuses.
+        """
+        if vif['type'] == model.VIF_TYPE_HYPERV:
+            return True
+        ovs_vif = self._ovs_vif(instance, vif)
+        if ovs_vif is None:
+            raise exception.VirtualInterfacePlugException(self._refusal(vif))
+        try:
+            self._netutils.connect_vnic_to_vswitch(CONF.hyperv.vswitch_name,
+                                                   ovs_vif[0].id)
+        except os_win_exc.HyperVvNicNotFound:
+            LOG.warning('vNIC %(port)s does not exist on this host; its VM '
+                        'was removed outside nova. Its OVS port will be '
+                        'removed.', {'port': vif['id']}, instance=instance)
+            return False
+        return True
+
+    def port_spec(self, instance, vif):
+        """The OVS port this driver registers for a VIF, or None.
+
+        :returns: :class:`plugin.PortSpec`, or None for VIFs not put on OVS
+            by this driver (``hyperv`` VIFs, refused types).
+        """
+        ovs_vif = self._ovs_vif(instance, vif)
+        if ovs_vif is None:
+            return None
+        return self._vif_plugin.port_spec(*ovs_vif)

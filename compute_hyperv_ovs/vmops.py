@@ -80,3 +80,8 @@ class VMOps(vmops.VMOps):
             # every host would refuse it the same way.
             raise exception.Generation2NeedsVHDX(
                 image_id=instance.image_ref) from exc
+
+    @property
+    def vif_driver(self):
+        """This VMOps' VIF driver (the driver's port sync uses it too)."""
+        return self._vif_driver

@@ -12,6 +12,9 @@ Connecting the vNIC to the Hyper-V vSwitch is not done here: it needs os-win
 and must happen before the port is added (compute_hyperv_ovs.vif).
 """
 
+import collections
+import socket
+
 from os_vif import exception as osv_exception
 from os_vif import objects as osv_objects
 from os_vif.objects import vif as osv_vif
@@ -30,6 +33,25 @@ CONFIG_GROUP = 'os_vif_' + PLUGIN_NAME
 # neutron-openvswitch-agent does not read iface-status, but os-vif and
 # neutron's own interface drivers always set it; keep the convention.
 IFACE_STATUS_ACTIVE = 'active'
+
+# How a port is recognised as this driver's (doc/source/design.rst, "Which
+# OVS ports are this driver's"): its Interface carries both keys, and only
+# the compute service named by OWNER_HOST_KEY ever changes or removes it.
+# neutron-openvswitch-agent reads iface-id and attached-mac only (neutron
+# ovs_lib.py get_vif_port_set / portid_from_external_ids), so it ignores
+# these.
+OWNER_KEY = 'created-by'
+OWNER = 'compute-hyperv-ovs'
+OWNER_HOST_KEY = 'compute-host'
+
+PortSpec = collections.namedtuple(
+    'PortSpec', ['bridge', 'name', 'external_ids', 'datapath_type'])
+PortSpec.__doc__ = '''The OVS port a VIF should have.
+
+bridge: bridge name; name: port and Interface name (the neutron port id);
+external_ids: dict of str to str the Interface must carry (ownership
+markers included); datapath_type: Bridge.datapath_type or None.
+'''
 
 
 class HyperVOvsPlugin(plugin.PluginBase):
@@ -91,13 +113,14 @@ class HyperVOvsPlugin(plugin.PluginBase):
                 'ovs_hybrid_plug=False (firewall_driver openvswitch or '
                 'noop)' % (PLUGIN_NAME, type(vif).__name__))
 
-    @staticmethod
-    def _external_ids(vif, instance_info):
+    def _external_ids(self, vif, instance_info):
         return {
             'iface-id': vif.port_profile.interface_id,
             'iface-status': IFACE_STATUS_ACTIVE,
             'attached-mac': vif.address,
             'vm-uuid': instance_info.uuid,
+            OWNER_KEY: OWNER,
+            OWNER_HOST_KEY: self.compute_host,
         }
 
     @staticmethod
@@ -184,3 +207,68 @@ class HyperVOvsPlugin(plugin.PluginBase):
         :raises exception.OvsdbUnreachable: no answer within the timeout.
         """
         return self.ovsdb.bridge_exists(bridge)
+
+    # The nova compute service (CONF.host) this plugin registers ports
+    # for; set by the driver.  The default is nova's own default for
+    # CONF.host.
+    compute_host = socket.gethostname()
+
+    def set_compute_host(self, host):
+        """Name the compute service written into each port's markers.
+
+        :param host: nova's ``CONF.host`` of the service owning this plugin.
+        """
+        self.compute_host = host
+
+    def port_spec(self, vif, instance_info):
+        """The OVS port :meth:`plug` would register for a VIF.
+
+        :param vif: as for :meth:`plug`.
+        :param instance_info: as for :meth:`plug`.
+        :returns: :class:`PortSpec`.
+        :raises os_vif.exception.PlugException: not a VIFOpenVSwitch.
+        """
+        self._check_vif(vif)
+        return PortSpec(vif.network.bridge, vif.id,
+                        self._external_ids(vif, instance_info),
+                        self._datapath_type(vif))
+
+    def is_owned(self, external_ids):
+        """Whether an Interface is this compute service's own.
+
+        :param external_ids: the Interface's external_ids (dict).
+        :returns: True when both ownership markers name this plugin and
+            :attr:`compute_host`.
+        """
+        return (external_ids.get(OWNER_KEY) == OWNER and
+                external_ids.get(OWNER_HOST_KEY) == self.compute_host)
+
+    def reconcile_ports(self, decide):
+        """Read every Interface, let ``decide`` choose, write its choice.
+
+        One read and one write transaction, over a connection of the pass's
+        own, opened for it and closed after it: its initial download is the
+        read, so the pass never works from the replica of a connection that
+        lost its ovsdb-server, and plugs and unplugs keep their own
+        connection to themselves.
+
+        :param decide: callable, given {Interface name: external_ids dict}
+            of every Interface (tell this service's own with
+            :meth:`is_owned`), returning (add, update, remove): lists of
+            :class:`PortSpec` to create (or adopt), of :class:`PortSpec`
+            whose external_ids are to be set, and of port names to delete.
+        :returns: what ``decide`` returned.
+        :raises exception.OvsdbUnreachable: no answer within the timeout;
+            nothing was written.
+        """
+        client = ovsdb.OvsdbClient(self.ovsdb.connection, self.ovsdb.timeout)
+        try:
+            add, update, remove = decide(client.list_interfaces())
+            client.sync_ports(
+                add=[(s.bridge, s.name, s.external_ids, s.datapath_type)
+                     for s in add],
+                update=[(s.name, s.external_ids) for s in update],
+                remove=remove)
+        finally:
+            client.close()
+        return add, update, remove

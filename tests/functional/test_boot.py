@@ -17,7 +17,9 @@ class BootTestBase(base.HyperVOVSTestBase):
         self.assertEqual({'iface-id': port['id'],
                           'attached-mac': port['mac_address'],
                           'iface-status': 'active',
-                          'vm-uuid': server['id']},
+                          'vm-uuid': server['id'],
+                          'created-by': 'compute-hyperv-ovs',
+                          'compute-host': hostname},
                          iface['external_ids'])
         self.assertGreater(iface['ofport'], 0)
 

@@ -32,18 +32,22 @@ class MigrationTestBase(base.HyperVOVSTestBase):
 
     # ---- helpers ----
 
-    def external_ids(self, server, port):
+    def external_ids(self, server, port, hostname=None):
+        # The markers name the compute service that registered the port
+        # (doc/source/design.rst); by default the server's current host.
         return {'iface-id': port['id'],
                 'attached-mac': port['mac_address'],
                 'iface-status': 'active',
-                'vm-uuid': server['id']}
+                'vm-uuid': server['id'],
+                'created-by': 'compute-hyperv-ovs',
+                'compute-host': hostname or server['OS-EXT-SRV-ATTR:host']}
 
     def assert_ovs_port(self, hostname, server, port):
         """The port as neutron-openvswitch-agent needs it, read from OVSDB."""
         switch = self.ovs[hostname]
         self.assertIn(port['id'], switch.list_ports('br-int'))
         iface = switch.get_interface(port['id'])
-        self.assertEqual(self.external_ids(server, port),
+        self.assertEqual(self.external_ids(server, port, hostname),
                          iface['external_ids'])
         self.assertGreater(iface['ofport'], 0)
 
@@ -123,9 +127,9 @@ class LiveMigrationTest(MigrationTestBase):
         # Before the VM arrived, host2's OVSDB had the port, named and
         # tagged as on host1, and host1 still had its own.
         self.assertIn(port['id'], at_cutover['host2 ports'])
-        self.assertEqual(self.external_ids(server, port),
+        self.assertEqual(self.external_ids(server, port, 'host2'),
                          at_cutover['host2']['external_ids'])
-        self.assertEqual(self.external_ids(server, port),
+        self.assertEqual(self.external_ids(server, port, 'host1'),
                          at_cutover['host1']['external_ids'])
         # Afterwards: the VM runs on host2 with its port; host1 is clean.
         vm = self.assert_runs_on('host2', server, port)
@@ -253,7 +257,7 @@ class LiveMigrationTest(MigrationTestBase):
         self.assertTrue(os.path.isfile(src_root))
         self.assert_allocated_on('host1', server)
         # host2 had prepared the move, and took everything back.
-        self.assertEqual(self.external_ids(server, port),
+        self.assertEqual(self.external_ids(server, port, 'host2'),
                          prepared['port']['external_ids'])
         self.assertTrue(prepared['dir'])
         self.assertIsNone(self.vm_of(server, 'host2'))

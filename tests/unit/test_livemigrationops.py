@@ -219,7 +219,11 @@ class PreLiveMigrationTest(LiveMigrationOpsTestBase):
         self.assertEqual({'iface-id': vif['id'],
                           'iface-status': 'active',
                           'attached-mac': MAC,
-                          'vm-uuid': self.instance.uuid},
+                          'vm-uuid': self.instance.uuid,
+                          # No driver named the compute service: the
+                          # plugin's default, nova's default CONF.host.
+                          'created-by': 'compute-hyperv-ovs',
+                          'compute-host': plugin.HyperVOvsPlugin.compute_host},
                          iface['external_ids'])
         self.assertIn(vif['id'], self.ovs.list_ports('br-int'))
 

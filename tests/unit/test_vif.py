@@ -45,6 +45,7 @@ class VIFDriverTestCase(test.NoDBTestCase):
         self.host = self.hosts.add_host('host1', vswitch_name=VSWITCH)
 
         vif_plugin = plugin.HyperVOvsPlugin.load(plugin.PLUGIN_NAME)
+        self.vif_plugin = vif_plugin
         self.addCleanup(vif_plugin.ovsdb.close)
         with self.hosts.building('host1'):
             self.vif_driver = vif.HyperVOVSVIFDriver(vif_plugin)
@@ -79,7 +80,9 @@ class VIFDriverTestCase(test.NoDBTestCase):
         self.assertEqual({'iface-id': nova_vif['id'],
                           'iface-status': 'active',
                           'attached-mac': MAC,
-                          'vm-uuid': self.instance.uuid},
+                          'vm-uuid': self.instance.uuid,
+                          'created-by': 'compute-hyperv-ovs',
+                          'compute-host': self.vif_plugin.compute_host},
                          iface['external_ids'])
 
     def test_plug_without_vnic_fails_before_adding_ovs_port(self):

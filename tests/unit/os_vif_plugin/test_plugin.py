@@ -58,7 +58,9 @@ class PluginTestCase(testtools.TestCase):
         self.assertEqual({'iface-id': vif.port_profile.interface_id,
                           'iface-status': 'active',
                           'attached-mac': vif.address,
-                          'vm-uuid': instance_info.uuid},
+                          'vm-uuid': instance_info.uuid,
+                          'created-by': 'compute-hyperv-ovs',
+                          'compute-host': self.plugin.compute_host},
                          iface['external_ids'])
         self.assertGreater(iface['ofport'], 0)
         return iface
