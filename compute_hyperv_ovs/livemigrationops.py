@@ -211,23 +211,78 @@ class LiveMigrationOps(livemigrationops.LiveMigrationOps):
         each ``ovs`` VIF's port is added to this host's OVSDB with the same
         name and external_ids as on the source, before the VM arrives.  The
         vNIC is not connected here: it arrives with the VM, already
-        connected to the vSwitch of the same name.  When nova bound the
-        ports on this host (``migrate_data.vifs``), their destination
-        bindings are used, as libvirt's ``_pre_live_migration_plug_vifs``
-        does.
+        connected to the vSwitch of the same name.
+
+        The VIFs are this host's (:meth:`destination_network_info`): nova
+        bound the ports here after :meth:`check_can_live_migrate_destination`
+        ran (nova 28 conductor ``live_migrate.py``
+        ``_call_livem_checks_on_host``), so their bridges are checked again
+        now, with the same check, before anything is registered.
 
         :param migrate_data: the ``HyperVLiveMigrateData`` of this move.
+        :raises nova.exception.MigrationPreCheckError: a bridge the
+            destination bindings name is missing here, or OVSDB here is
+            unreachable; nothing was registered.
         :raises nova.exception.VirtualInterfacePlugException: this host's
-            OVSDB is unreachable (the message names ovsdb_connection).
+            OVSDB became unreachable while registering (the message names
+            ovsdb_connection).
         """
         super().pre_live_migration(context, instance, block_device_info,
                                    network_info)
-        if migrate_data is not None and migrate_data.obj_attr_is_set(
-                'vifs') and migrate_data.vifs:
-            network_info = network_model.NetworkInfo(
-                [mig_vif.get_dest_vif() for mig_vif in migrate_data.vifs])
-        for vif in network_info or ():
-            self._vmops._vif_driver.pre_plug(instance, vif)
+        network_info = self.destination_network_info(network_info,
+                                                     migrate_data)
+        ovs_vifs = [vif for vif in network_info
+                    if vif['type'] == network_model.VIF_TYPE_OVS]
+        if ovs_vifs:
+            self._check_bridges(self._destination_name(migrate_data),
+                                ovs_vifs)
+        self._vmops.pre_plug_vifs(instance, network_info)
+
+    @staticmethod
+    def _destination_name(migrate_data):
+        # The destination's service host, as the migration record names it.
+        if (migrate_data is not None and
+                migrate_data.obj_attr_is_set('migration')):
+            return migrate_data.migration.dest_compute
+        return CONF.host
+
+    @staticmethod
+    def destination_network_info(network_info, migrate_data):
+        """The VIFs as bound on the destination of a live migration.
+
+        When nova bound the ports on the destination (neutron's
+        ``binding-extended``: ``migrate_data.vifs``), each VIF is the
+        source's with the destination binding's type, vnic_type, details
+        and profile (``VIFMigrateData.get_dest_vif``, as libvirt's
+        ``_pre_live_migration_plug_vifs`` uses), and, for ``ovs`` VIFs,
+        the bridge that binding names: ``vif_details['bridge_name']``, or
+        ``[neutron] ovs_bridge``, cut to 14 characters, which is how nova
+        builds the VIF once that binding is active (nova 28
+        ``network/neutron.py`` ``_nw_info_build_network``), so the port
+        registered ahead is the one plugged after the move.  Without
+        destination bindings, ``network_info`` itself.
+
+        Used by ``pre_live_migration`` to register the ports and by the
+        rollback on the destination to remove the same ports, whatever the
+        source's binding says.
+
+        :param network_info: ``nova.network.model.NetworkInfo`` (source).
+        :param migrate_data: ``LiveMigrateData`` or None.
+        :returns: ``nova.network.model.NetworkInfo``.
+        """
+        if (migrate_data is None or not migrate_data.obj_attr_is_set('vifs')
+                or not migrate_data.vifs):
+            return network_info or network_model.NetworkInfo()
+        vifs = []
+        for mig_vif in migrate_data.vifs:
+            vif = mig_vif.get_dest_vif()
+            if vif['type'] == network_model.VIF_TYPE_OVS:
+                bridge = (vif.get('details') or {}).get(
+                    network_model.VIF_DETAILS_BRIDGE_NAME,
+                    CONF.neutron.ovs_bridge)
+                vif['network']['bridge'] = bridge[:network_model.NIC_NAME_LEN]
+            vifs.append(vif)
+        return network_model.NetworkInfo(vifs)
 
     def live_migration(self, context, instance_ref, dest, post_method,
                        recover_method, block_migration=False,

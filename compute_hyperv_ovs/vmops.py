@@ -80,3 +80,17 @@ class VMOps(vmops.VMOps):
             # every host would refuse it the same way.
             raise exception.Generation2NeedsVHDX(
                 image_id=instance.image_ref) from exc
+
+    def pre_plug_vifs(self, instance, network_info):
+        """Register the OVS ports of VIFs whose vNICs are not here yet.
+
+        For a live migration's destination, before the VM arrives (see
+        ``HyperVOVSVIFDriver.pre_plug``).
+
+        :param network_info: ``nova.network.model.NetworkInfo`` as bound on
+            this host.
+        :raises nova.exception.VirtualInterfacePlugException: OVSDB
+            unreachable.
+        """
+        for vif in network_info or ():
+            self._vif_driver.pre_plug(instance, vif)

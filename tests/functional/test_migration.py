@@ -13,6 +13,7 @@ from os_win import exceptions as os_win_exc
 from oslo_utils import units
 
 from tests.fixtures import hyperv
+from tests.fixtures import neutron_agent
 from tests.functional import base
 
 RUNNING = os_win_const.HYPERV_VM_STATE_ENABLED
@@ -265,6 +266,93 @@ class LiveMigrationTest(MigrationTestBase):
                       event['details'])
         self.assertIn('operation failed at migration source',
                       event['details'])
+
+
+    # ---- the destination's own port bindings ----
+
+    def bind_on_bridge(self, hostname, bridge, create=True):
+        """neutron binds the server's ports on hostname to another bridge.
+
+        As when that host's neutron-openvswitch-agent runs with ``[ovs]
+        integration_bridge = <bridge>``: neutron's OVS mechanism driver
+        reports it as ``bridge_name`` in the binding's vif_details, from
+        which nova takes the VIF's bridge (nova 28
+        ``network/neutron.py`` ``_nw_info_build_network``).  nova makes
+        the destination's binding during the live migration (conductor
+        ``_bind_ports_on_destination``); the source's binding stays as it
+        is until the VM has moved.
+        """
+        if create:
+            self.ovs[hostname].add_bridge(bridge)
+            self.agents[hostname].stop()
+            self.agents[hostname] = self.useFixture(
+                neutron_agent.NeutronOVSAgentStandIn(
+                    self.ovs[hostname], hostname, on_port_up=self._port_up,
+                    bridge=bridge))
+        create_port_binding = self.neutron.create_port_binding
+
+        def bind(port_id, body):
+            result = create_port_binding(port_id, body)
+            if body['binding']['host'] == hostname:
+                # The fixture keeps the dict it returns as the binding.
+                result['binding']['vif_details'] = dict(
+                    result['binding']['vif_details'], bridge_name=bridge)
+            return result
+
+        self.neutron.create_port_binding = bind
+
+    def test_failed_move_removes_the_port_bound_differently_here(self):
+        server, port = self.boot(self.image, host='host1')
+        self.bind_on_bridge('host2', 'br-alt')
+        prepared = {}
+
+        def fail_at_cutover(vm_name, source, destination):
+            prepared['bridge'] = self.ovs['host2'].port_to_bridge(port['id'])
+            raise os_win_exc.HyperVException(
+                'Virtual machine migration operation failed at migration '
+                'source (simulated)')
+
+        self.host('host2').on_live_migration = fail_at_cutover
+
+        server, migration = self.live_migrate(server, 'host2',
+                                              migration_status='error')
+
+        # Registered ahead where host2's binding puts it, and removed from
+        # there, although host1's binding names br-int.
+        self.assertEqual('br-alt', prepared['bridge'])
+        self.assert_runs_on('host1', server, port)
+        self.assertIsNone(self.ovs['host2'].get_interface(port['id']))
+        self.assertEqual([], self.ovs['host2'].list_ports('br-alt'))
+        self.assert_no_ovs_port('host2', port)
+        self.assertIsNone(self.vm_of(server, 'host2'))
+
+    def test_move_follows_the_destination_binding(self):
+        server, port = self.boot(self.image, host='host1')
+        self.bind_on_bridge('host2', 'br-alt')
+
+        server, migration = self.live_migrate(server, 'host2')
+
+        self.assertEqual('br-alt', self.ovs['host2'].port_to_bridge(
+            port['id']))
+        self.assertNotIn(port['id'], self.ovs['host2'].list_ports('br-int'))
+        self.assert_gone_from('host1', server, port)
+
+    def test_destination_binding_on_a_missing_bridge_is_refused(self):
+        server, port = self.boot(self.image, host='host1')
+        self.bind_on_bridge('host2', 'br-alt', create=False)
+
+        # nova marks a migration whose pre_live_migration failed "failed".
+        server, migration = self.live_migrate(server, 'host2',
+                                              migration_status='failed')
+
+        self.assert_runs_on('host1', server, port)
+        self.assertIsNone(self.vm_of(server, 'host2'))
+        self.assertIsNone(self.ovs['host2'].get_interface(port['id']))
+        self.assertFalse(os.path.exists(self.instance_dir(server, 'host2')))
+        self.assert_allocated_on('host1', server)
+        message = self._wait_for_action_fail_completion(
+            server, 'live-migration', 'compute_pre_live_migration')['details']
+        self.assertIn('Open vSwitch on host2 has no bridge br-alt', message)
 
 
 class CPUFeaturesTest(MigrationTestBase):
