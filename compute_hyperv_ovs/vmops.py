@@ -92,5 +92,5 @@ class VMOps(vmops.VMOps):
         :raises nova.exception.VirtualInterfacePlugException: OVSDB
             unreachable.
         """
-        for vif in network_info or ():
-            self._vif_driver.pre_plug(instance, vif)
+        for nw_vif in network_info or ():
+            self._vif_driver.pre_plug(instance, nw_vif)

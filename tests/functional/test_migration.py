@@ -267,7 +267,6 @@ class LiveMigrationTest(MigrationTestBase):
         self.assertIn('operation failed at migration source',
                       event['details'])
 
-
     # ---- the destination's own port bindings ----
 
     def bind_on_bridge(self, hostname, bridge, create=True):
