@@ -14,8 +14,9 @@ nova's own clean-up only once the migration succeeded.
 
 The pre-checks refuse, before anything moves, a destination that cannot
 carry the VM's NICs (no vSwitch, no OVSDB, no integration bridge), hosts
-whose Hyper-V has live migration disabled, and hosts whose CPU features
-differ while VMs are not created with limited processor features.
+whose Hyper-V has live migration disabled, and a destination whose CPU
+lacks features of the source's while VMs are not created with limited
+processor features.
 
 A failed move is rolled back by nova as before, but recorded as an error:
 the migration record says ``error`` and the live-migration action gets an
@@ -86,8 +87,9 @@ class LiveMigrationOps(livemigrationops.LiveMigrationOps):
         instances path is shared), refuses when Hyper-V live migration is
         disabled here, the ``[hyperv] vswitch_name`` vSwitch is missing
         here, this host's OVSDB is unreachable or lacks the bridge of one
-        of the VM's OVS ports, or the hosts' CPU features differ and VMs
-        are not created with limited processor features (see
+        of the VM's OVS ports, or this host's CPU lacks features of the
+        source's and VMs are not created with limited processor features
+        (see
         :meth:`_check_cpu_features`).
 
         :param src_compute_info: the source ComputeNode as a dict
@@ -172,32 +174,39 @@ class LiveMigrationOps(livemigrationops.LiveMigrationOps):
             return None
 
     def _check_cpu_features(self, src_compute_info, dst_compute_info):
-        """Refuse hosts with different CPU features for unlimited VMs.
+        """Refuse a destination lacking CPU features of the source.
 
-        Hyper-V moves a VM live between hosts whose processors differ only
-        when the VM's processor features are limited (processor
-        compatibility mode), which nova sets when it creates the VM with
-        ``[hyperv] limit_cpu_features = True``.  os-win cannot read a VM's
-        setting back, so this check trusts the destination's option as the
-        deployment's (nova's Hyper-V guide asks for it on every host): it
-        refuses only when the features differ and the option is off.  A VM
-        created before the option was turned on passes, and Hyper-V's own
-        refusal is then reported by :meth:`live_migration`.
+        A VM whose processor features are not limited uses every feature
+        of its host's processor, so Hyper-V moves it live only to a host
+        whose processor has all of them; a destination with more features
+        takes it (Microsoft, "Processor compatibility mode in Hyper-V",
+        learn.microsoft.com/en-us/windows-server/virtualization/hyper-v/
+        manage/processor-compatibility-mode-hyper-v).  With limited
+        processor features (processor compatibility mode), which nova sets
+        when it creates the VM with ``[hyperv] limit_cpu_features = True``,
+        it moves between any processors of the same vendor.  os-win cannot
+        read a VM's setting back, so this check trusts the destination's
+        option as the deployment's (nova's Hyper-V guide asks for it on
+        every host): it refuses only when the destination lacks a feature
+        and the option is off.  A VM created before the option was turned
+        on passes, and Hyper-V's own refusal is then reported by
+        :meth:`live_migration`.
+
+        :raises nova.exception.MigrationPreCheckError: naming the missing
+            features and ``limit_cpu_features``.
         """
         src = self._cpu_features(src_compute_info)
         dst = self._cpu_features(dst_compute_info)
-        if src is None or dst is None or src == dst:
+        if src is None or dst is None or src <= dst:
             return
         if CONF.hyperv.limit_cpu_features:
             return
         raise exception.MigrationPreCheckError(reason=_(
-            '%(src)s and %(dst)s have different CPU features and VMs here '
-            'do not limit theirs; %(advice)s (%(dst)s lacks %(missing)s; '
-            'adds %(extra)s)') % {
+            '%(dst)s lacks processor features of %(src)s and VMs here do '
+            'not limit theirs; %(advice)s (%(dst)s lacks %(missing)s)') % {
                 'src': src_compute_info.get('hypervisor_hostname'),
                 'dst': dst_compute_info.get('hypervisor_hostname'),
-                'missing': ', '.join(sorted(src - dst)) or '-',
-                'extra': ', '.join(sorted(dst - src)) or '-',
+                'missing': ', '.join(sorted(src - dst)),
                 'advice': LIMIT_CPU_FEATURES_ADVICE})
 
     # ---- the move ----
@@ -315,8 +324,8 @@ class LiveMigrationOps(livemigrationops.LiveMigrationOps):
     def _failure_reason(exc, dest):
         if exc is not None and PROCESSOR_REFUSAL in str(exc):
             return _('Hyper-V refused to move the VM to %(dest)s: its '
-                     'processor features are not limited and the CPUs '
-                     'differ; %(advice)s (%(err)s)') % {
+                     'processor features are not limited and that CPU '
+                     'lacks some of them; %(advice)s (%(err)s)') % {
                          'dest': dest, 'err': exc,
                          'advice': LIMIT_CPU_FEATURES_ADVICE}
         return _('Hyper-V could not live-migrate the VM to %(dest)s: '

@@ -342,14 +342,15 @@ class SimulatedHyperVTestCase(testtools.TestCase):
         self.assertEqual(RUNNING, self.host2.vms['instance-1'].power_state)
 
     def test_live_migration_cpu_features_rule(self):
-        self.host2.cpu_features = self.host1.cpu_features | {'avx512f'}
+        self.host2.cpu_features = self.host1.cpu_features - {'sse3'}
         self._running_vm_on_host1(limit_cpu_features=False)
         lmutils = self._utils('host1', 'livemigrationutils')
         exc = self.assertRaises(os_win_exc.HyperVException,
                                 lmutils.live_migrate_vm, 'instance-1',
                                 'host2')
-        self.assertIn('processor is not compatible', str(exc))
-        self.assertIn('limit processor features', str(exc))
+        self.assertIn('processor-specific features not supported on '
+                      "physical computer 'host2'", str(exc))
+        self.assertIn('limit the processor features', str(exc))
         self.assertIn('instance-1', self.host1.vms)
 
     def test_live_migration_limited_cpu_moves(self):
@@ -443,3 +444,13 @@ class SimulatedHyperVTestCase(testtools.TestCase):
         self.assertEqual({}, dict(self.host1.vms))
         self.assertFalse(os.path.exists(root))
         self.assertTrue(os.path.exists(base))
+
+    # ---- processor compatibility: a superset is fine ----
+
+    def test_live_migration_to_more_cpu_features_moves_unlimited_vm(self):
+        self.host2.cpu_features = self.host1.cpu_features | {'avx512f'}
+        self._running_vm_on_host1(limit_cpu_features=False)
+        lmutils = self._utils('host1', 'livemigrationutils')
+        lmutils.live_migrate_vm('instance-1', 'host2')
+        self.assertFalse(self.host2.vms['instance-1'].limit_cpu_features)
+        self.assertNotIn('instance-1', self.host1.vms)
