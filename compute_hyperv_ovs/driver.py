@@ -20,8 +20,8 @@ the base driver's:
   pre_live_migration is overridden here only to pass ``migrate_data`` on;
   the rollback on the destination removes the ports as bound there.
 - cold migration and resize (:mod:`compute_hyperv_ovs.migrationops`):
-  the base's, plugging through this driver; a shrinking resize says what
-  to do and confirm leaves nothing on the source.
+  the base's, plugging through this driver; confirm leaves nothing on the
+  source.
 
 Configure with ``compute_driver = compute_hyperv_ovs.driver.HyperVOVSDriver``
 (nova resolves it through ``nova/virt/compute_hyperv_ovs/driver.py``).
