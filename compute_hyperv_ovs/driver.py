@@ -25,10 +25,11 @@ the base driver's:
   refuse destinations without the vSwitch, OVSDB or integration bridge,
   hosts without Hyper-V live migration, and CPU mismatches without
   ``[hyperv] limit_cpu_features``; a failed move is recorded as an error.
-  pre_live_migration is overridden here only to pass ``migrate_data`` on.
+  pre_live_migration is overridden here only to pass ``migrate_data`` on;
+  the rollback on the destination removes the ports as bound there.
 - cold migration and resize (:mod:`compute_hyperv_ovs.migrationops`):
-  the base's, plugging through this driver; a shrinking resize says what
-  to do and confirm leaves nothing on the source.
+  the base's, plugging through this driver; confirm leaves nothing on the
+  source.
 
 Configure with ``compute_driver = compute_hyperv_ovs.driver.HyperVOVSDriver``
 (nova resolves it through ``nova/virt/compute_hyperv_ovs/driver.py``).
@@ -155,6 +156,19 @@ class HyperVOVSDriver(hyperv_driver.HyperVDriver):
         self._livemigrationops.pre_live_migration(
             context, instance, block_device_info, network_info, migrate_data)
         return migrate_data
+
+    def rollback_live_migration_at_destination(self, context, instance,
+                                               network_info,
+                                               block_device_info,
+                                               destroy_disks=True,
+                                               migrate_data=None):
+        # Remove the ports pre_live_migration registered here, as bound
+        # here: nova hands the source's network_info.
+        network_info = self._livemigrationops.destination_network_info(
+            network_info, migrate_data)
+        super().rollback_live_migration_at_destination(
+            context, instance, network_info, block_device_info,
+            destroy_disks=destroy_disks, migrate_data=migrate_data)
 
     def cleanup_host(self, host):
         super().cleanup_host(host)

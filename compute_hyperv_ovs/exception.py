@@ -33,3 +33,21 @@ class RootDiskTooSmall(exception.FlavorDiskSmallerThanImage):
     msg_fmt = _("Flavor's disk is too small for the image: its virtual disk "
                 "is %(image_size)i bytes, the flavor allows %(flavor_size)i; "
                 "use a flavor with a larger root_gb")
+
+
+class ImageCopyFailed(exception.NovaException):
+    """Copying a cached image failed on this host (e.g. its disk is full).
+
+    Not an image problem: the compute manager reschedules the build, and
+    this host's log and the instance action event say what failed.
+    """
+    msg_fmt = _("Image %(image_id)s could not be copied to %(path)s in this "
+                "host's image cache: %(reason)s; check the free space and "
+                "permissions of the instances path")
+
+
+class ImageResizeFailed(exception.NovaException):
+    """Resizing a cached VHD image to the flavor's root disk failed."""
+    msg_fmt = _("Image %(image_id)s could not be resized to %(size_gb)s GB "
+                "at %(path)s in this host's image cache: %(reason)s; a VHD "
+                "image must be a fixed or dynamic (not differencing) disk")

@@ -1,5 +1,14 @@
-"""The Hyper-V image cache, refusing images that are not what they claim."""
+"""The Hyper-V image cache, refusing images that are not what they claim.
 
+Each failure has its own error: a fetched file that is not a VHD/VHDX (or
+not the declared one) is a bad image (``ImageNotVHD``); copying the cached
+VHD for the flavor's root disk size (``ImageCopyFailed``) or resizing that
+copy (``ImageResizeFailed``) is not, and says what failed.
+"""
+
+import os
+
+from nova import exception as nova_exception
 from nova.virt.hyperv import imagecache
 from os_win import exceptions as os_win_exc
 from oslo_log import log as logging
@@ -19,6 +28,9 @@ class ImageCache(imagecache.ImageCache):
         removed from the cache and refused.
 
         :raises compute_hyperv_ovs.exception.ImageNotVHD: as above.
+        :raises compute_hyperv_ovs.exception.ImageCopyFailed: see
+            :meth:`_resize_and_cache_vhd`.
+        :raises compute_hyperv_ovs.exception.ImageResizeFailed: idem.
         :raises nova.exception.FlavorDiskSmallerThanImage: a VHD base image
             larger than the flavor's root disk.
         """
@@ -43,6 +55,46 @@ class ImageCache(imagecache.ImageCache):
                 reason='it is declared disk_format=%s but its content is %s'
                 % (declared, actual.upper()))
         return path
+
+    def _resize_and_cache_vhd(self, instance, vhd_path):
+        """Cache a copy of a VHD image grown to the flavor's root disk.
+
+        The base copies ``<image>.vhd`` to ``<image>_<root_gb>.vhd`` and
+        resizes the copy (removing it when either fails); its failures are
+        told apart here: os-win's copy raises ``IOError`` (``PathUtils.copy``
+        on a ``CopyFileW`` failure), its VHD calls raise ``VHDException``,
+        which ``get_cached_image`` would otherwise take for a file that is
+        not a VHD.
+
+        :returns: the resized copy's path, or None when the image already
+            has the flavor's size.
+        :raises compute_hyperv_ovs.exception.ImageCopyFailed: the copy
+            failed (e.g. ``ERROR_DISK_FULL``).
+        :raises compute_hyperv_ovs.exception.ImageResizeFailed: reading the
+            VHD's size or resizing the copy failed (e.g. a differencing
+            VHD, which Hyper-V cannot resize).
+        :raises nova.exception.FlavorDiskSmallerThanImage: as the base.
+        """
+        root, ext = os.path.splitext(vhd_path)
+        image_id = os.path.basename(root)
+        root_gb = self._get_root_vhd_size_gb(instance)
+        resized_path = '%s_%s%s' % (root, root_gb, ext)
+        try:
+            return super()._resize_and_cache_vhd(instance, vhd_path)
+        except nova_exception.FlavorDiskSmallerThanImage:
+            raise
+        except os_win_exc.VHDException as exc:
+            LOG.error('Could not resize the cached image %(path)s: %(err)s',
+                      {'path': resized_path, 'err': exc}, instance=instance)
+            raise exception.ImageResizeFailed(
+                image_id=image_id, size_gb=root_gb, path=resized_path,
+                reason=exc) from exc
+        except OSError as exc:
+            LOG.error('Could not copy the cached image %(src)s to %(path)s: '
+                      '%(err)s', {'src': vhd_path, 'path': resized_path,
+                                  'err': exc}, instance=instance)
+            raise exception.ImageCopyFailed(
+                image_id=image_id, path=resized_path, reason=exc) from exc
 
     def _forget(self, image_id, path):
         # The file was fetched for an image whose metadata lies; keeping it

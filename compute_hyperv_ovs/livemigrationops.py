@@ -14,8 +14,9 @@ nova's own clean-up only once the migration succeeded.
 
 The pre-checks refuse, before anything moves, a destination that cannot
 carry the VM's NICs (no vSwitch, no OVSDB, no integration bridge), hosts
-whose Hyper-V has live migration disabled, and hosts whose CPU features
-differ while VMs are not created with limited processor features.
+whose Hyper-V has live migration disabled, and a destination whose CPU
+lacks features of the source's while VMs are not created with limited
+processor features.
 
 A failed move is rolled back by nova as before, but recorded as an error:
 the migration record says ``error`` and the live-migration action gets an
@@ -86,8 +87,9 @@ class LiveMigrationOps(livemigrationops.LiveMigrationOps):
         instances path is shared), refuses when Hyper-V live migration is
         disabled here, the ``[hyperv] vswitch_name`` vSwitch is missing
         here, this host's OVSDB is unreachable or lacks the bridge of one
-        of the VM's OVS ports, or the hosts' CPU features differ and VMs
-        are not created with limited processor features (see
+        of the VM's OVS ports, or this host's CPU lacks features of the
+        source's and VMs are not created with limited processor features
+        (see
         :meth:`_check_cpu_features`).
 
         :param src_compute_info: the source ComputeNode as a dict
@@ -172,32 +174,39 @@ class LiveMigrationOps(livemigrationops.LiveMigrationOps):
             return None
 
     def _check_cpu_features(self, src_compute_info, dst_compute_info):
-        """Refuse hosts with different CPU features for unlimited VMs.
+        """Refuse a destination lacking CPU features of the source.
 
-        Hyper-V moves a VM live between hosts whose processors differ only
-        when the VM's processor features are limited (processor
-        compatibility mode), which nova sets when it creates the VM with
-        ``[hyperv] limit_cpu_features = True``.  os-win cannot read a VM's
-        setting back, so this check trusts the destination's option as the
-        deployment's (nova's Hyper-V guide asks for it on every host): it
-        refuses only when the features differ and the option is off.  A VM
-        created before the option was turned on passes, and Hyper-V's own
-        refusal is then reported by :meth:`live_migration`.
+        A VM whose processor features are not limited uses every feature
+        of its host's processor, so Hyper-V moves it live only to a host
+        whose processor has all of them; a destination with more features
+        takes it (Microsoft, "Processor compatibility mode in Hyper-V",
+        learn.microsoft.com/en-us/windows-server/virtualization/hyper-v/
+        manage/processor-compatibility-mode-hyper-v).  With limited
+        processor features (processor compatibility mode), which nova sets
+        when it creates the VM with ``[hyperv] limit_cpu_features = True``,
+        it moves between any processors of the same vendor.  os-win cannot
+        read a VM's setting back, so this check trusts the destination's
+        option as the deployment's (nova's Hyper-V guide asks for it on
+        every host): it refuses only when the destination lacks a feature
+        and the option is off.  A VM created before the option was turned
+        on passes, and Hyper-V's own refusal is then reported by
+        :meth:`live_migration`.
+
+        :raises nova.exception.MigrationPreCheckError: naming the missing
+            features and ``limit_cpu_features``.
         """
         src = self._cpu_features(src_compute_info)
         dst = self._cpu_features(dst_compute_info)
-        if src is None or dst is None or src == dst:
+        if src is None or dst is None or src <= dst:
             return
         if CONF.hyperv.limit_cpu_features:
             return
         raise exception.MigrationPreCheckError(reason=_(
-            '%(src)s and %(dst)s have different CPU features and VMs here '
-            'do not limit theirs; %(advice)s (%(dst)s lacks %(missing)s; '
-            'adds %(extra)s)') % {
+            '%(dst)s lacks processor features of %(src)s and VMs here do '
+            'not limit theirs; %(advice)s (%(dst)s lacks %(missing)s)') % {
                 'src': src_compute_info.get('hypervisor_hostname'),
                 'dst': dst_compute_info.get('hypervisor_hostname'),
-                'missing': ', '.join(sorted(src - dst)) or '-',
-                'extra': ', '.join(sorted(dst - src)) or '-',
+                'missing': ', '.join(sorted(src - dst)),
                 'advice': LIMIT_CPU_FEATURES_ADVICE})
 
     # ---- the move ----
@@ -211,23 +220,78 @@ class LiveMigrationOps(livemigrationops.LiveMigrationOps):
         each ``ovs`` VIF's port is added to this host's OVSDB with the same
         name and external_ids as on the source, before the VM arrives.  The
         vNIC is not connected here: it arrives with the VM, already
-        connected to the vSwitch of the same name.  When nova bound the
-        ports on this host (``migrate_data.vifs``), their destination
-        bindings are used, as libvirt's ``_pre_live_migration_plug_vifs``
-        does.
+        connected to the vSwitch of the same name.
+
+        The VIFs are this host's (:meth:`destination_network_info`): nova
+        bound the ports here after :meth:`check_can_live_migrate_destination`
+        ran (nova 28 conductor ``live_migrate.py``
+        ``_call_livem_checks_on_host``), so their bridges are checked again
+        now, with the same check, before anything is registered.
 
         :param migrate_data: the ``HyperVLiveMigrateData`` of this move.
+        :raises nova.exception.MigrationPreCheckError: a bridge the
+            destination bindings name is missing here, or OVSDB here is
+            unreachable; nothing was registered.
         :raises nova.exception.VirtualInterfacePlugException: this host's
-            OVSDB is unreachable (the message names ovsdb_connection).
+            OVSDB became unreachable while registering (the message names
+            ovsdb_connection).
         """
         super().pre_live_migration(context, instance, block_device_info,
                                    network_info)
-        if migrate_data is not None and migrate_data.obj_attr_is_set(
-                'vifs') and migrate_data.vifs:
-            network_info = network_model.NetworkInfo(
-                [mig_vif.get_dest_vif() for mig_vif in migrate_data.vifs])
-        for vif in network_info or ():
-            self._vmops._vif_driver.pre_plug(instance, vif)
+        network_info = self.destination_network_info(network_info,
+                                                     migrate_data)
+        ovs_vifs = [vif for vif in network_info
+                    if vif['type'] == network_model.VIF_TYPE_OVS]
+        if ovs_vifs:
+            self._check_bridges(self._destination_name(migrate_data),
+                                ovs_vifs)
+        self._vmops.pre_plug_vifs(instance, network_info)
+
+    @staticmethod
+    def _destination_name(migrate_data):
+        # The destination's service host, as the migration record names it.
+        if (migrate_data is not None and
+                migrate_data.obj_attr_is_set('migration')):
+            return migrate_data.migration.dest_compute
+        return CONF.host
+
+    @staticmethod
+    def destination_network_info(network_info, migrate_data):
+        """The VIFs as bound on the destination of a live migration.
+
+        When nova bound the ports on the destination (neutron's
+        ``binding-extended``: ``migrate_data.vifs``), each VIF is the
+        source's with the destination binding's type, vnic_type, details
+        and profile (``VIFMigrateData.get_dest_vif``, as libvirt's
+        ``_pre_live_migration_plug_vifs`` uses), and, for ``ovs`` VIFs,
+        the bridge that binding names: ``vif_details['bridge_name']``, or
+        ``[neutron] ovs_bridge``, cut to 14 characters, which is how nova
+        builds the VIF once that binding is active (nova 28
+        ``network/neutron.py`` ``_nw_info_build_network``), so the port
+        registered ahead is the one plugged after the move.  Without
+        destination bindings, ``network_info`` itself.
+
+        Used by ``pre_live_migration`` to register the ports and by the
+        rollback on the destination to remove the same ports, whatever the
+        source's binding says.
+
+        :param network_info: ``nova.network.model.NetworkInfo`` (source).
+        :param migrate_data: ``LiveMigrateData`` or None.
+        :returns: ``nova.network.model.NetworkInfo``.
+        """
+        if (migrate_data is None or not migrate_data.obj_attr_is_set('vifs')
+                or not migrate_data.vifs):
+            return network_info or network_model.NetworkInfo()
+        vifs = []
+        for mig_vif in migrate_data.vifs:
+            vif = mig_vif.get_dest_vif()
+            if vif['type'] == network_model.VIF_TYPE_OVS:
+                bridge = (vif.get('details') or {}).get(
+                    network_model.VIF_DETAILS_BRIDGE_NAME,
+                    CONF.neutron.ovs_bridge)
+                vif['network']['bridge'] = bridge[:network_model.NIC_NAME_LEN]
+            vifs.append(vif)
+        return network_model.NetworkInfo(vifs)
 
     def live_migration(self, context, instance_ref, dest, post_method,
                        recover_method, block_migration=False,
@@ -260,8 +324,8 @@ class LiveMigrationOps(livemigrationops.LiveMigrationOps):
     def _failure_reason(exc, dest):
         if exc is not None and PROCESSOR_REFUSAL in str(exc):
             return _('Hyper-V refused to move the VM to %(dest)s: its '
-                     'processor features are not limited and the CPUs '
-                     'differ; %(advice)s (%(err)s)') % {
+                     'processor features are not limited and that CPU '
+                     'lacks some of them; %(advice)s (%(err)s)') % {
                          'dest': dest, 'err': exc,
                          'advice': LIMIT_CPU_FEATURES_ADVICE}
         return _('Hyper-V could not live-migrate the VM to %(dest)s: '

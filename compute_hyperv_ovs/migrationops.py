@@ -10,15 +10,16 @@ its vSwitch and OVSDB (LP #1657424, nova 568a682e).  Confirm and revert
 are the base's too.  Through the driver's ``VMOps`` every plug and unplug
 goes through this driver's VIF driver.
 
-Changed here: a resize that would shrink the root disk says what to do,
-and confirm removes the source's emptied instance directory, which nova
-28 leaves behind.
+nova 28 already refuses, on the source and before anything changes, a
+resize to a smaller root disk ("Cannot resize the root disk to a smaller
+size", ``MigrationOps._check_target_flavor``); Hyper-V cannot shrink a
+virtual disk either.  Changed here: confirm removes the source's emptied
+instance directory, which nova 28 leaves behind.
 """
 
+import errno
 import os
 
-from nova import exception
-from nova.i18n import _
 from nova.virt.hyperv import migrationops
 from oslo_log import log as logging
 
@@ -38,29 +39,6 @@ class MigrationOps(migrationops.MigrationOps):
         self._vmops = vmops
         self._imagecache = imagecache.ImageCache()
 
-    def _check_target_flavor(self, instance, flavor):
-        """Refuse a flavor whose root disk is smaller than the current one.
-
-        Runs on the source before anything changes.  Hyper-V cannot shrink
-        a virtual disk (``ResizeVirtualDisk`` only grows it; os-win
-        ``vhdutils._check_resize_needed``).  nova's API already refuses
-        flavors smaller than the one the server was booted with (the
-        image's ``min_disk`` in the instance's system metadata); this
-        catches a server grown by an earlier resize.
-
-        :raises nova.exception.InstanceFaultRollback: wrapping
-            ``CannotResizeDisk``; nova keeps the server as it was.
-        """
-        new_root_gb = flavor.root_gb
-        curr_root_gb = instance.flavor.root_gb
-        if new_root_gb < curr_root_gb:
-            raise exception.InstanceFaultRollback(
-                exception.CannotResizeDisk(reason=_(
-                    'the root disk of %(curr)s GB cannot shrink to %(new)s '
-                    'GB, Hyper-V cannot shrink a virtual disk; resize to a '
-                    'flavor with a root disk of at least %(curr)s GB') % {
-                        'curr': curr_root_gb, 'new': new_root_gb}))
-
     def confirm_migration(self, context, migration, instance, network_info):
         """Remove the source's files once the migration is confirmed.
 
@@ -71,8 +49,20 @@ class MigrationOps(migrationops.MigrationOps):
         super().confirm_migration(context, migration, instance, network_info)
         instance_dir = self._pathutils.get_instance_dir(instance.name,
                                                         create_dir=False)
-        if self._pathutils.exists(instance_dir) and not os.listdir(
-                instance_dir):
-            LOG.debug('Removing the emptied instance directory %s',
+        # One step, so nothing written in between is lost.  os-win's
+        # PathUtils has no remove-if-empty (check_remove_dir and rmtree
+        # remove the whole tree); os.rmdir is RemoveDirectoryW on Windows,
+        # which fails with ERROR_DIR_NOT_EMPTY (errno ENOTEMPTY) or
+        # ERROR_PATH_NOT_FOUND (FileNotFoundError).
+        try:
+            os.rmdir(instance_dir)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+            LOG.debug('Keeping the instance directory %s: it is not empty',
                       instance_dir, instance=instance)
-            self._pathutils.check_remove_dir(instance_dir)
+            return
+        LOG.debug('Removed the emptied instance directory %s', instance_dir,
+                  instance=instance)

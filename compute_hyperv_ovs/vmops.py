@@ -85,3 +85,17 @@ class VMOps(vmops.VMOps):
     def vif_driver(self):
         """This VMOps' VIF driver (the driver's port sync uses it too)."""
         return self._vif_driver
+
+    def pre_plug_vifs(self, instance, network_info):
+        """Register the OVS ports of VIFs whose vNICs are not here yet.
+
+        For a live migration's destination, before the VM arrives (see
+        ``HyperVOVSVIFDriver.pre_plug``).
+
+        :param network_info: ``nova.network.model.NetworkInfo`` as bound on
+            this host.
+        :raises nova.exception.VirtualInterfacePlugException: OVSDB
+            unreachable.
+        """
+        for nw_vif in network_info or ():
+            self._vif_driver.pre_plug(instance, nw_vif)

@@ -13,6 +13,7 @@ from os_win import exceptions as os_win_exc
 from oslo_utils import units
 
 from tests.fixtures import hyperv
+from tests.fixtures import neutron_agent
 from tests.functional import base
 
 RUNNING = os_win_const.HYPERV_VM_STATE_ENABLED
@@ -270,6 +271,92 @@ class LiveMigrationTest(MigrationTestBase):
         self.assertIn('operation failed at migration source',
                       event['details'])
 
+    # ---- the destination's own port bindings ----
+
+    def bind_on_bridge(self, hostname, bridge, create=True):
+        """neutron binds the server's ports on hostname to another bridge.
+
+        As when that host's neutron-openvswitch-agent runs with ``[ovs]
+        integration_bridge = <bridge>``: neutron's OVS mechanism driver
+        reports it as ``bridge_name`` in the binding's vif_details, from
+        which nova takes the VIF's bridge (nova 28
+        ``network/neutron.py`` ``_nw_info_build_network``).  nova makes
+        the destination's binding during the live migration (conductor
+        ``_bind_ports_on_destination``); the source's binding stays as it
+        is until the VM has moved.
+        """
+        if create:
+            self.ovs[hostname].add_bridge(bridge)
+            self.agents[hostname].stop()
+            self.agents[hostname] = self.useFixture(
+                neutron_agent.NeutronOVSAgentStandIn(
+                    self.ovs[hostname], hostname, on_port_up=self._port_up,
+                    bridge=bridge))
+        create_port_binding = self.neutron.create_port_binding
+
+        def bind(port_id, body):
+            result = create_port_binding(port_id, body)
+            if body['binding']['host'] == hostname:
+                # The fixture keeps the dict it returns as the binding.
+                result['binding']['vif_details'] = dict(
+                    result['binding']['vif_details'], bridge_name=bridge)
+            return result
+
+        self.neutron.create_port_binding = bind
+
+    def test_failed_move_removes_the_port_bound_differently_here(self):
+        server, port = self.boot(self.image, host='host1')
+        self.bind_on_bridge('host2', 'br-alt')
+        prepared = {}
+
+        def fail_at_cutover(vm_name, source, destination):
+            prepared['bridge'] = self.ovs['host2'].port_to_bridge(port['id'])
+            raise os_win_exc.HyperVException(
+                'Virtual machine migration operation failed at migration '
+                'source (simulated)')
+
+        self.host('host2').on_live_migration = fail_at_cutover
+
+        server, migration = self.live_migrate(server, 'host2',
+                                              migration_status='error')
+
+        # Registered ahead where host2's binding puts it, and removed from
+        # there, although host1's binding names br-int.
+        self.assertEqual('br-alt', prepared['bridge'])
+        self.assert_runs_on('host1', server, port)
+        self.assertIsNone(self.ovs['host2'].get_interface(port['id']))
+        self.assertEqual([], self.ovs['host2'].list_ports('br-alt'))
+        self.assert_no_ovs_port('host2', port)
+        self.assertIsNone(self.vm_of(server, 'host2'))
+
+    def test_move_follows_the_destination_binding(self):
+        server, port = self.boot(self.image, host='host1')
+        self.bind_on_bridge('host2', 'br-alt')
+
+        server, migration = self.live_migrate(server, 'host2')
+
+        self.assertEqual('br-alt', self.ovs['host2'].port_to_bridge(
+            port['id']))
+        self.assertNotIn(port['id'], self.ovs['host2'].list_ports('br-int'))
+        self.assert_gone_from('host1', server, port)
+
+    def test_destination_binding_on_a_missing_bridge_is_refused(self):
+        server, port = self.boot(self.image, host='host1')
+        self.bind_on_bridge('host2', 'br-alt', create=False)
+
+        # nova marks a migration whose pre_live_migration failed "failed".
+        server, migration = self.live_migrate(server, 'host2',
+                                              migration_status='failed')
+
+        self.assert_runs_on('host1', server, port)
+        self.assertIsNone(self.vm_of(server, 'host2'))
+        self.assertIsNone(self.ovs['host2'].get_interface(port['id']))
+        self.assertFalse(os.path.exists(self.instance_dir(server, 'host2')))
+        self.assert_allocated_on('host1', server)
+        message = self._wait_for_action_fail_completion(
+            server, 'live-migration', 'compute_pre_live_migration')['details']
+        self.assertIn('Open vSwitch on host2 has no bridge br-alt', message)
+
 
 class CPUFeaturesTest(MigrationTestBase):
     """host2's CPU lacks one of host1's features and has another one."""
@@ -315,12 +402,12 @@ class CPUFeaturesTest(MigrationTestBase):
         event = self._wait_for_action_fail_completion(
             server, 'live-migration',
             'compute_check_can_live_migrate_destination')
-        self.assertIn('host1 and host2 have different CPU features',
+        self.assertIn('host2 lacks processor features of host1',
                       event['details'])
         self.assertIn('[hyperv] limit_cpu_features = True',
                       event['details'])
         # nova keeps 255 characters of details; the log has it all.
-        self.assertIn('(host2 lacks xsave; adds 3dnow)',
+        self.assertIn('(host2 lacks xsave)',
                       self.stdlog.logger.output)
 
     def test_vm_created_before_limiting_is_refused_by_hyperv(self):
@@ -344,6 +431,55 @@ class CPUFeaturesTest(MigrationTestBase):
         self.assertIn('processor features are not limited', message)
         self.assertIn('[hyperv] limit_cpu_features = True', message)
         self.assertIn('cold-migrate or resize the server once', message)
+
+
+class CPUSupersetTest(MigrationTestBase):
+    """host2's CPU has every feature of host1's, and one more.
+
+    Hyper-V refuses a VM whose processor features are not limited only on
+    a host that lacks a feature the VM may use; a host with more features
+    takes it (learn.microsoft.com/en-us/windows-server/virtualization/
+    hyper-v/manage/processor-compatibility-mode-hyper-v).
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.start_compute('host1')
+        self.start_compute('host2', cpu_features=(
+            hyperv.DEFAULT_CPU_FEATURES | {'3dnow'}))
+
+    def test_unlimited_vm_moves_to_a_cpu_with_more_features(self):
+        server, port = self.boot(self.image, host='host1')
+
+        server, _migration = self.live_migrate(server, 'host2')
+
+        vm = self.assert_runs_on('host2', server, port)
+        self.assertFalse(vm.limit_cpu_features)
+        self.assert_gone_from('host1', server, port)
+
+    def test_vm_created_before_limiting_moves_to_a_superset(self):
+        # The pre-check trusts the option; Hyper-V itself lets the
+        # unlimited VM move because host2 lacks nothing.
+        server, port = self.boot(self.image, host='host1')
+        self.flags(limit_cpu_features=True, group='hyperv')
+
+        server, _migration = self.live_migrate(server, 'host2')
+
+        vm = self.assert_runs_on('host2', server, port)
+        self.assertFalse(vm.limit_cpu_features)
+
+    def test_back_to_fewer_features_is_refused(self):
+        server, port = self.boot(self.image, host='host2')
+
+        server, _migration = self.live_migrate(server, 'host1',
+                                               migration_status='error')
+
+        self.assert_runs_on('host2', server, port)
+        event = self._wait_for_action_fail_completion(
+            server, 'live-migration',
+            'compute_check_can_live_migrate_destination')
+        self.assertIn('host1 lacks processor features of host2',
+                      event['details'])
 
 
 class ColdMigrationTest(MigrationTestBase):
@@ -460,17 +596,19 @@ class ColdMigrationTest(MigrationTestBase):
         server = self._confirm_resize(server)
         root, disk = self.root_disk(server, 'host2')
 
-        # Back to the boot flavor: nova's API lets it through, the host
-        # holding the grown disk refuses before it changes anything.
+        # Back to the boot flavor: nova's API lets it through, nova's
+        # Hyper-V driver on the host holding the grown disk refuses before
+        # it changes anything.
         self.api.post_server_action(
             server['id'], {'resize': {'flavorRef': self.flavor_id}})
 
         self._wait_for_migration_status(server, ['error'])
         event = self._wait_for_action_fail_completion(
             server, 'resize', 'compute_resize_instance')
-        self.assertIn('the root disk of 3 GB cannot shrink to 2 GB',
+        # nova 28's own refusal (MigrationOps._check_target_flavor).
+        self.assertIn('Cannot resize the root disk to a smaller size',
                       event['details'])
-        self.assertIn('a root disk of at least 3 GB', event['details'])
+        self.assertIn('Current size: 3 GB', event['details'])
         server = self._wait_for_server_parameter(
             server, {'status': 'ACTIVE', 'OS-EXT-STS:task_state': None})
         self.assertEqual(3, server['flavor']['disk'])

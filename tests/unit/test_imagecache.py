@@ -7,6 +7,7 @@ import fixtures
 from nova import context as nova_context
 from nova import objects
 from nova import test
+from os_win import utilsfactory
 from oslo_utils import uuidutils
 
 from compute_hyperv_ovs import exception
@@ -30,12 +31,22 @@ class GetCachedImageTestCase(test.NoDBTestCase):
         # path nova asks for.
         self.images = self.useFixture(images.DiskImagesFixture(glance=None))
         self.glance_files = {}
+        self.differencing_parents = {}
         self.fetched = []
         self.useFixture(fixtures.MonkeyPatch('nova.virt.images.fetch',
                                              self.fake_fetch))
 
     def fake_fetch(self, context, image_id, path, trusted_certs=None):
         self.fetched.append(image_id)
+        parent = self.differencing_parents.get(image_id)
+        if parent is not None:
+            # A differencing VHD's parent is recorded beside the file (see
+            # tests/fixtures/hyperv.py _DiskMetadata), so make it in place.
+            with self.hosts.building('host1'):
+                utilsfactory.get_vhdutils().create_differencing_vhd(
+                    path + '.vhd', parent)
+            os.rename(path + '.vhd', path)  # same inode, same record
+            return
         shutil.copyfile(self.glance_files[image_id], path)
 
     def instance(self, file_format, disk_format):
@@ -115,3 +126,39 @@ class GetCachedImageTestCase(test.NoDBTestCase):
         self.assertEqual(
             os.path.join(self.base_dir, instance.image_ref + '_1.vhd'), path)
         self.assertEqual('VHD', self.hosts['host1'].disks[path].format)
+
+    # ---- a copy or resize that fails is not a bad image ----
+
+    def test_resize_failure_is_not_reported_as_a_bad_image(self):
+        # glance serves a differencing VHD (a child disk uploaded as an
+        # image); Hyper-V cannot resize a differencing VHD.
+        instance = self.instance('vhd', disk_format='vhd')
+        parent = os.path.join(self.useFixture(fixtures.TempDir()).path,
+                              'parent.vhd')
+        shutil.copyfile(self.glance_files[instance.image_ref], parent)
+        self.differencing_parents[instance.image_ref] = parent
+
+        exc = self.assertRaises(exception.ImageResizeFailed, self.get,
+                                instance)
+
+        message = exc.format_message()
+        self.assertIn(instance.image_ref, message)
+        self.assertIn('could not be resized', message)
+        self.assertIn('cannot be resized', message)  # Hyper-V's reason
+        self.assertNotIn('neither VHD nor VHDX', message)
+        # Nothing half-made stays in the cache under the resized name.
+        self.assertNotIn(instance.image_ref + '_1.vhd', self.cached_files())
+
+    def test_copy_failure_is_not_reported_as_a_bad_image(self):
+        instance = self.instance('vhd', disk_format='vhd')
+        # CopyFileW fails with ERROR_DISK_FULL.
+        self.hosts['host1'].disk_free_gb = 0
+
+        exc = self.assertRaises(exception.ImageCopyFailed, self.get,
+                                instance)
+
+        message = exc.format_message()
+        self.assertIn(instance.image_ref, message)
+        self.assertIn('could not be copied', message)
+        self.assertIn('not enough space on the disk', message)
+        self.assertNotIn(instance.image_ref + '_1.vhd', self.cached_files())

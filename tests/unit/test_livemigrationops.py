@@ -178,9 +178,9 @@ class DestinationCheckTest(LiveMigrationOpsTestBase):
         message = self.refused(
             dst_features=hyperv.DEFAULT_CPU_FEATURES - {'sse3'})
 
-        self.assertIn('host1 and host2 have different CPU features', message)
+        self.assertIn('host2 lacks processor features of host1', message)
         self.assertIn('[hyperv] limit_cpu_features = True', message)
-        self.assertIn('(host2 lacks sse3; adds -)', message)
+        self.assertIn('(host2 lacks sse3)', message)
 
     def test_different_cpus_pass_with_limit_cpu_features(self):
         self.flags(limit_cpu_features=True, group='hyperv')
@@ -251,6 +251,38 @@ class PreLiveMigrationTest(LiveMigrationOpsTestBase):
 
         self.assertEqual([source_vif['id']], self.ovs.list_ports('br-int'))
 
+    def test_uses_the_bridge_the_destination_binding_names(self):
+        self.ovs.add_bridge('br-alt')
+        source_vif = make_vif()
+        data = migrate_data_obj.HyperVLiveMigrateData(vifs=[
+            migrate_data_obj.VIFMigrateData(
+                port_id=source_vif['id'], vif_type=network_model.VIF_TYPE_OVS,
+                vif_details={'bridge_name': 'br-alt'}, vnic_type='normal',
+                profile={}, source_vif=source_vif)])
+
+        self.dest_ops.pre_live_migration(
+            self.context, self.instance, None,
+            network_model.NetworkInfo([source_vif]), data)
+
+        self.assertEqual([source_vif['id']], self.ovs.list_ports('br-alt'))
+        self.assertEqual([], self.ovs.list_ports('br-int'))
+
+    def test_missing_destination_bridge_registers_nothing(self):
+        source_vif = make_vif()
+        data = migrate_data_obj.HyperVLiveMigrateData(vifs=[
+            migrate_data_obj.VIFMigrateData(
+                port_id=source_vif['id'], vif_type=network_model.VIF_TYPE_OVS,
+                vif_details={'bridge_name': 'br-alt'}, vnic_type='normal',
+                profile={}, source_vif=source_vif)])
+
+        exc = self.assertRaises(
+            nova_exception.MigrationPreCheckError,
+            self.dest_ops.pre_live_migration, self.context, self.instance,
+            None, network_model.NetworkInfo([source_vif]), data)
+
+        self.assertIn('has no bridge br-alt', exc.format_message())
+        self.assertIsNone(self.ovs.get_interface(source_vif['id']))
+
     def test_hyperv_and_hybrid_vifs_are_left_alone(self):
         vifs = [make_vif(vif_type=network_model.VIF_TYPE_HYPERV),
                 make_vif(details={'ovs_hybrid_plug': True})]
@@ -264,8 +296,9 @@ class PreLiveMigrationTest(LiveMigrationOpsTestBase):
     def test_ovsdb_unreachable_names_the_connection(self):
         self.ovs.stop()
 
+        # Found by the bridge check, before any port is written.
         exc = self.assertRaises(
-            nova_exception.VirtualInterfacePlugException,
+            nova_exception.MigrationPreCheckError,
             self.dest_ops.pre_live_migration, self.context, self.instance,
             None, self.instance.get_network_info())
 

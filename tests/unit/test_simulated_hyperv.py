@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import subprocess
+import time
 
 import fixtures
 from os_win import constants as os_win_const
@@ -342,14 +343,15 @@ class SimulatedHyperVTestCase(testtools.TestCase):
         self.assertEqual(RUNNING, self.host2.vms['instance-1'].power_state)
 
     def test_live_migration_cpu_features_rule(self):
-        self.host2.cpu_features = self.host1.cpu_features | {'avx512f'}
+        self.host2.cpu_features = self.host1.cpu_features - {'sse3'}
         self._running_vm_on_host1(limit_cpu_features=False)
         lmutils = self._utils('host1', 'livemigrationutils')
         exc = self.assertRaises(os_win_exc.HyperVException,
                                 lmutils.live_migrate_vm, 'instance-1',
                                 'host2')
-        self.assertIn('processor is not compatible', str(exc))
-        self.assertIn('limit processor features', str(exc))
+        self.assertIn('processor-specific features not supported on '
+                      "physical computer 'host2'", str(exc))
+        self.assertIn('limit the processor features', str(exc))
         self.assertIn('instance-1', self.host1.vms)
 
     def test_live_migration_limited_cpu_moves(self):
@@ -443,3 +445,83 @@ class SimulatedHyperVTestCase(testtools.TestCase):
         self.assertEqual({}, dict(self.host1.vms))
         self.assertFalse(os.path.exists(root))
         self.assertTrue(os.path.exists(base))
+
+    # ---- processor compatibility: a superset is fine ----
+
+    def test_live_migration_to_more_cpu_features_moves_unlimited_vm(self):
+        self.host2.cpu_features = self.host1.cpu_features | {'avx512f'}
+        self._running_vm_on_host1(limit_cpu_features=False)
+        lmutils = self._utils('host1', 'livemigrationutils')
+        lmutils.live_migrate_vm('instance-1', 'host2')
+        self.assertFalse(self.host2.vms['instance-1'].limit_cpu_features)
+        self.assertNotIn('instance-1', self.host1.vms)
+
+    # ---- soft shutdown is asynchronous; changes behind nova's back ----
+
+    def _listened(self, vmutils):
+        events = []
+        handler = vmutils.get_vm_power_state_change_listener(
+            get_handler=True)
+        handler(lambda name, state: events.append((name, state)))
+        return events
+
+    def _running(self, name='instance-1'):
+        vmutils = self._utils('host1', 'vmutils')
+        self._new_vm(vmutils, name)
+        vmutils.set_vm_state(name, RUNNING)
+        return vmutils
+
+    def test_soft_shutdown_only_asks_the_guest(self):
+        vmutils = self._running()
+        events = self._listened(vmutils)
+        self.host1.guest_shutdown_seconds = 0.2
+
+        vmutils.soft_shutdown_vm('instance-1')
+
+        self.assertEqual(RUNNING, vmutils.get_vm_state('instance-1'))
+        time.sleep(0.3)
+        self.assertEqual(OFF, vmutils.get_vm_state('instance-1'))
+        self.assertEqual([('instance-1', OFF)], events)
+        self.assertEqual('guest', self.host1.power_off_causes['instance-1'])
+
+    def test_guest_ignoring_shutdown_keeps_running(self):
+        vmutils = self._running()
+        self.host1.guest_ignores_shutdown('instance-1')
+
+        vmutils.soft_shutdown_vm('instance-1')
+        time.sleep(0.1)
+
+        self.assertEqual(RUNNING, vmutils.get_vm_state('instance-1'))
+        vmutils.set_vm_state('instance-1', OFF)
+        self.assertEqual('turned off',
+                         self.host1.power_off_causes['instance-1'])
+
+    def test_hard_power_off_cancels_a_pending_shutdown(self):
+        vmutils = self._running()
+        events = self._listened(vmutils)
+        self.host1.guest_shutdown_seconds = 0.1
+        vmutils.soft_shutdown_vm('instance-1')
+
+        vmutils.set_vm_state('instance-1', OFF)
+        vmutils.set_vm_state('instance-1', RUNNING)
+        time.sleep(0.2)
+
+        # The guest's old request does not turn the restarted VM off.
+        self.assertEqual(RUNNING, vmutils.get_vm_state('instance-1'))
+        self.assertEqual([], events)
+
+    def test_changes_behind_nova_fire_power_state_events(self):
+        vmutils = self._running()
+        events = self._listened(vmutils)
+
+        self.host1.guest_shuts_down('instance-1')
+        self.host1.start_by_hand('instance-1')
+        self.host1.turn_off_by_hand('instance-1')
+
+        self.assertEqual([('instance-1', OFF), ('instance-1', RUNNING),
+                          ('instance-1', OFF)], events)
+        self.assertEqual('turned off',
+                         self.host1.power_off_causes['instance-1'])
+        # By hand obeys the same rules as os-win's requests.
+        self.assertRaises(os_win_exc.HyperVVMNotFoundException,
+                          self.host1.guest_shuts_down, 'no-such-vm')
