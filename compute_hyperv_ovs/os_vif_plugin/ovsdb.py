@@ -209,6 +209,22 @@ class OvsdbClient(object):
 
         return self._run('looking up bridge %s' % bridge, lookup)
 
+    def port_status(self, port_name):
+        """What ovs-vswitchd reports for an Interface now.
+
+        Read from the connection's in-memory copy of the database, which
+        ovsdb-server keeps current: no round trip.
+
+        :param port_name: Interface name (the neutron port id).
+        :returns: :class:`PortStatus`; ofport None and an error text when
+            the Interface does not exist.
+        :raises exception.OvsdbUnreachable: no answer within the timeout.
+        """
+        def read():
+            return self._read_status(self.api, port_name)
+
+        return self._run('reading port %s' % port_name, read)
+
     def close(self):
         """Stop the connection thread; the next call reconnects."""
         with self._lock:

@@ -184,3 +184,18 @@ class HyperVOvsPlugin(plugin.PluginBase):
         :raises exception.OvsdbUnreachable: no answer within the timeout.
         """
         return self.ovsdb.bridge_exists(bridge)
+
+    def port_status(self, vif):
+        """The VIF's OVS port as ovs-vswitchd reports it now.
+
+        For a port that :meth:`plug` found not up (on Windows, until the
+        VM's Hyper-V switch port exists, i.e. until the VM runs).
+
+        :param vif: as for :meth:`plug`.
+        :returns: :class:`ovsdb.PortStatus` (``is_up``, ``ofport``,
+            ``error``).
+        :raises os_vif.exception.PlugException: not a VIFOpenVSwitch.
+        :raises exception.OvsdbUnreachable: no answer within the timeout.
+        """
+        self._check_vif(vif)
+        return self.ovsdb.port_status(vif.id)
