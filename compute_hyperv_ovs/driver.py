@@ -11,6 +11,11 @@ the base driver's:
   cannot build before anything is created, and
   turns a failed plug or a missing network-vif-plugged into an aborted build
   whose fault says what to check on this host.
+- spawn order and ports after a start (:mod:`compute_hyperv_ovs.vmops`):
+  on OVS for Windows a VM's port has ``ofport -1`` until the VM runs, so
+  the VM is started before the wait for network-vif-plugged when a port is
+  not up; resume and the end of a live migration, like every power-on,
+  make sure the running VM's OVS ports come up.
 - cleanup_host: closes the OVSDB connection.
 - live migration (:mod:`compute_hyperv_ovs.livemigrationops`): the
   destination's OVS ports are registered before the VM moves; pre-checks
@@ -97,6 +102,21 @@ class HyperVOVSDriver(hyperv_driver.HyperVDriver):
         self._livemigrationops.pre_live_migration(
             context, instance, block_device_info, network_info, migrate_data)
         return migrate_data
+
+    # ---- a VM that just started gets its OVS ports up (see vmops) ----
+
+    def resume(self, context, instance, network_info, block_device_info=None):
+        super().resume(context, instance, network_info, block_device_info)
+        self._vmops.ensure_ports_up(instance, network_info)
+
+    def post_live_migration_at_destination(self, context, instance,
+                                           network_info,
+                                           block_migration=False,
+                                           block_device_info=None):
+        super().post_live_migration_at_destination(
+            context, instance, network_info, block_migration,
+            block_device_info)
+        self._vmops.ensure_ports_up(instance, network_info)
 
     def cleanup_host(self, host):
         super().cleanup_host(host)

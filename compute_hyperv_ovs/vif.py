@@ -214,6 +214,24 @@ class HyperVOVSVIFDriver(hyperv_vif.HyperVVIFDriver):
         except ovs_exception.OvsdbUnreachable as exc:
             raise self._ovsdb_unreachable(instance, ovs_vif[0], exc)
 
+    def replug(self, instance, vif):
+        """Add the VIF's OVS port again, for a port not up once the VM runs.
+
+        See ``HyperVOvsPlugin.replug``: OVS for Windows retries a port it
+        failed to add only on a configuration change.
+
+        :returns: the ``PortStatus``, or None for a VIF not on OVS.
+        :raises nova.exception.VirtualInterfacePlugException: OVSDB
+            unreachable (the message names ``ovsdb_connection``).
+        """
+        ovs_vif = self._ovs_vif(instance, vif)
+        if ovs_vif is None:
+            return None
+        try:
+            return self._vif_plugin.replug(*ovs_vif)
+        except ovs_exception.OvsdbUnreachable as exc:
+            raise self._ovsdb_unreachable(instance, ovs_vif[0], exc)
+
     def wait_for_port_up(self, instance, vif, timeout):
         """Wait until the VIF's OVS port has a valid ofport.
 

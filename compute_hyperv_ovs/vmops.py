@@ -12,6 +12,17 @@ the VM is started first, then the driver waits for its ports to come up
 failed build whose fault says what OVS reports) and then for the events.
 Either way a timeout with ``vif_plugging_is_fatal`` removes the VM and its
 ports, as any failed build.
+
+Ports after a start.  OVS for Windows re-attaches, when a VM starts, only a
+datapath port that existed before (``HvCreatePort``, OVS 25f44d58); an
+interface it failed to add while the switch port was missing is retried
+only at ovs-vswitchd's next reconfiguration, i.e. the next OVSDB change
+(openvswitch/ovs-issues #343).  So whenever a VM has just started (spawn,
+power-on, soft reboot, cold migration and its revert, resume, the end of a
+live migration) a port that is not up is plugged again, which makes that
+change (the rows are replaced: an unchanged plug changes nothing), and
+the driver waits for it to come up.  Outside spawn a port that
+still does not come up is logged as an error, with what OVS reports.
 """
 
 import nova.conf
@@ -180,9 +191,55 @@ class VMOps(vmops.VMOps):
                   'switch port exists only while it runs): starting it '
                   'before waiting for network-vif-plugged',
                   ', '.join(v['id'] for v in down), instance=instance)
-        self.power_on(instance, network_info=network_info,
-                      should_plug_vifs=False)
-        timeout = CONF[plugin.CONFIG_GROUP].timeout
-        for vif_ in down:
-            self._vif_driver.wait_for_port_up(instance, vif_, timeout)
+        super().power_on(instance, network_info=network_info,
+                         should_plug_vifs=False)
+        self._bring_ports_up(instance, down,
+                             fatal=CONF.vif_plugging_is_fatal)
         return True
+
+    def _bring_ports_up(self, instance, network_info, fatal):
+        """Make sure each OVS port of a VM that just started comes up.
+
+        A port not up yet is added again (the OVSDB change on which OVS
+        for Windows retries it, see the module docstring), then waited for
+        up to ``[os_vif_hyperv_ovs] timeout`` seconds.
+
+        :param fatal: raise when a port does not come up (or OVSDB does
+            not answer); otherwise log it and go on.
+        :raises nova.exception.VirtualInterfacePlugException: only when
+            ``fatal``.
+        """
+        timeout = CONF[plugin.CONFIG_GROUP].timeout
+        for vif_ in network_info or ():
+            try:
+                status = self._vif_driver.port_status(instance, vif_)
+                if status is None or status.is_up:
+                    continue
+                self._vif_driver.replug(instance, vif_)
+                self._vif_driver.wait_for_port_up(instance, vif_, timeout)
+            except nova_exception.VirtualInterfacePlugException as exc:
+                if fatal:
+                    raise
+                LOG.error('Port %(port)s of the running VM is not wired: '
+                          '%(err)s', {'port': vif_['id'], 'err': exc},
+                          instance=instance)
+
+    def ensure_ports_up(self, instance, network_info):
+        """After a VM started outside spawn: its OVS ports come up.
+
+        Nothing nova 28 does here waits for network-vif-plugged, so a port
+        that does not come up is logged (with its ofport and
+        ``Interface.error``), not raised.
+        """
+        self._bring_ports_up(instance, network_info, fatal=False)
+
+    def power_on(self, instance, block_device_info=None, network_info=None,
+                 should_plug_vifs=True):
+        """nova 28's power-on, then the VM's OVS ports are brought up.
+
+        Used by power-on, soft reboot, cold migration and its revert, and
+        the host-boot resume (see the module docstring).
+        """
+        super().power_on(instance, block_device_info, network_info,
+                         should_plug_vifs)
+        self.ensure_ports_up(instance, network_info)

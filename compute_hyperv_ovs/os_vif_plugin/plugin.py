@@ -199,3 +199,23 @@ class HyperVOvsPlugin(plugin.PluginBase):
         """
         self._check_vif(vif)
         return self.ovsdb.port_status(vif.id)
+
+    def replug(self, vif, instance_info):
+        """Add the VIF's port again so that ovs-vswitchd retries it.
+
+        For a port that is not up once its VM runs: OVS for Windows adds an
+        interface it failed to add (its Hyper-V switch port was missing)
+        only when the configuration changes (openvswitch/ovs-issues #343),
+        and plugging an unchanged port changes nothing.  The Port and
+        Interface rows are replaced in one transaction, with the same name
+        and external_ids.
+
+        :param vif: as for :meth:`plug`.
+        :param instance_info: as for :meth:`plug`.
+        :returns: :class:`ovsdb.PortStatus` of the Interface.
+        :raises os_vif.exception.PlugException: not a VIFOpenVSwitch.
+        :raises exception.OvsdbUnreachable: no answer within the timeout.
+        """
+        self._check_vif(vif)
+        return self.ovsdb.replace_vif_port(
+            vif.network.bridge, vif.id, self._external_ids(vif, instance_info))

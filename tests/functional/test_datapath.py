@@ -154,6 +154,20 @@ class PortNotUpTest(DatapathTestBase):
         self.assert_no_allocation(server)
         self.assertEqual([], self.vif_plugged_events(port))
 
+    def test_port_not_up_is_logged_when_not_fatal(self):
+        self.start_compute('host1')
+        port = self.create_port()
+        self.switch_ports['host1'].refuse(port['id'])
+        self.flags(timeout=1, group=base.OVSDB_GROUP)
+        self.flags(vif_plugging_is_fatal=False, vif_plugging_timeout=1)
+
+        server, port = self.boot(self.image, port=port)
+
+        self.assertEqual(RUNNING, self.vm_of(server).power_state)
+        self.assertEqual(-1, self.ofport('host1', port))
+        self.assertIn('OVS port %s did not come up' % port['id'],
+                      self.stdlog.logger.output)
+
 
 class VswitchCheckTest(DatapathTestBase):
     """Item 10: no vSwitch or no enabled OVS extension: abort, say so."""
@@ -193,6 +207,13 @@ class VswitchCheckTest(DatapathTestBase):
         fault = self.boot_refused()
 
         self.assertIn('no Open vSwitch extension', fault)
+
+    def test_extension_not_running_aborts_build(self):
+        self.start_compute('host1', ovs_extension='not-running')
+
+        fault = self.boot_refused()
+
+        self.assertIn('is enabled but not running', fault)
 
     def test_enabled_extension_boots(self):
         self.start_compute('host1', ovs_extension='disabled')

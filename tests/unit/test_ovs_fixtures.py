@@ -282,14 +282,20 @@ class HyperVDatapathTest(testtools.TestCase):
         self.host.add_port('br-int', PORT_UUID, vif_ids())
         self.present.add(PORT_UUID)
         self.switch_ports.sync()
-        first = self.host.get_interface(PORT_UUID)
-        self.assertGreater(first['ofport'], 0)
+        # Failed while the switch port was missing: only the next
+        # reconfiguration (an OVSDB change that waits for vswitchd)
+        # retries it (ovs-issues #343).
+        self.assertEqual(-1, self.host.get_interface(PORT_UUID)['ofport'])
+        self.host.vsctl('set', 'Interface', PORT_UUID,
+                        'external_ids:changed=1')
+        first = self.wait_for_ofport(PORT_UUID)
         self.assertIsNone(first['error'])
 
         self.present.clear()
         self.switch_ports.sync()
         self.assertEqual(-1, self.host.get_interface(PORT_UUID)['ofport'])
 
+        # It had a datapath port: re-attached at once (HvCreatePort).
         self.present.add(PORT_UUID)
         self.switch_ports.sync()
         second = self.host.get_interface(PORT_UUID)['ofport']
@@ -298,6 +304,7 @@ class HyperVDatapathTest(testtools.TestCase):
 
     def test_port_added_while_switch_port_exists_comes_up(self):
         self.present.add(PORT_UUID)
+        self.switch_ports.sync()
         self.host.add_port('br-int', PORT_UUID, vif_ids())
         # The monitor notices the new Interface and attaches it.
         self.wait_for_ofport(PORT_UUID)
@@ -331,6 +338,8 @@ class HyperVDatapathTest(testtools.TestCase):
 
         self.present.add(PORT_UUID)
         self.switch_ports.sync()
+        self.host.vsctl('set', 'Interface', PORT_UUID,
+                        'external_ids:changed=1')
         ofport = agent.wait_for_port(PORT_UUID)
         self.assertNotIn(PORT_UUID, agent.deferred)
         # The VM stops: deferred again, not reported down.
