@@ -159,9 +159,9 @@ class HyperVOvsPlugin(plugin.PluginBase):
         the interface to the datapath (``ofport`` -1; OVS datapath-windows
         ``Vport.c`` ``OvsNewVportCmdHandler`` finds no Hyper-V port of that
         name) and retries it at its next reconfiguration, i.e. the next
-        OVSDB change (openvswitch/ovs-issues#343): the plug after the
-        migration makes one.  That is expected here, so nothing is logged
-        above debug level.
+        OVSDB change (openvswitch/ovs-issues#343): :meth:`replug` after
+        the migration makes one.  That is expected here, so nothing is
+        logged above debug level.
 
         :param vif: as for :meth:`plug`.
         :param instance_info: as for :meth:`plug`.
