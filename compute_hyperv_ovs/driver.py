@@ -19,6 +19,11 @@ the base driver's:
   neither a down OVSDB nor a VM removed behind nova's back stops the
   service or puts servers in ERROR.  resume_state_on_host_boot does the
   same before powering the VM on.
+- spawn order and ports after a start (:mod:`compute_hyperv_ovs.vmops`):
+  on OVS for Windows a VM's port has ``ofport -1`` until the VM runs, so
+  the VM is started before the wait for network-vif-plugged when a port is
+  not up; resume and the end of a live migration, like every power-on,
+  make sure the running VM's OVS ports come up.
 - cleanup_host: stops the port sync, closes the OVSDB connection.
 - live migration (:mod:`compute_hyperv_ovs.livemigrationops`): the
   destination's OVS ports are registered before the VM moves; pre-checks
@@ -169,6 +174,21 @@ class HyperVOVSDriver(hyperv_driver.HyperVDriver):
         super().rollback_live_migration_at_destination(
             context, instance, network_info, block_device_info,
             destroy_disks=destroy_disks, migrate_data=migrate_data)
+
+    # ---- a VM that just started gets its OVS ports up (see vmops) ----
+
+    def resume(self, context, instance, network_info, block_device_info=None):
+        super().resume(context, instance, network_info, block_device_info)
+        self._vmops.ensure_ports_up(instance, network_info)
+
+    def post_live_migration_at_destination(self, context, instance,
+                                           network_info,
+                                           block_migration=False,
+                                           block_device_info=None):
+        super().post_live_migration_at_destination(
+            context, instance, network_info, block_migration,
+            block_device_info)
+        self._vmops.ensure_ports_up(instance, network_info)
 
     def cleanup_host(self, host):
         super().cleanup_host(host)

@@ -51,3 +51,41 @@ class ImageResizeFailed(exception.NovaException):
     msg_fmt = _("Image %(image_id)s could not be resized to %(size_gb)s GB "
                 "at %(path)s in this host's image cache: %(reason)s; a VHD "
                 "image must be a fixed or dynamic (not differencing) disk")
+
+
+# The vSwitch checks below run before a VM is created.  A host whose
+# [hyperv] vswitch_name cannot carry Open vSwitch ports fails every build
+# the same way, so the build is aborted (no reschedule) with a fault that
+# says what to fix on this host.  (Subclassing InvalidInput is what makes
+# the compute manager abort rather than reschedule.)
+
+
+class VswitchNotSet(exception.InvalidInput):
+    msg_fmt = _("[hyperv] vswitch_name is not set: set it to the Hyper-V "
+                "vSwitch whose Open vSwitch extension is enabled")
+
+
+class VswitchNotFound(exception.InvalidInput):
+    msg_fmt = _("Hyper-V has no vSwitch named %(vswitch)s ([hyperv] "
+                "vswitch_name); create it and enable its Open vSwitch "
+                "extension, or name the vSwitch that has it")
+
+
+class OvsExtensionMissing(exception.InvalidInput):
+    msg_fmt = _("vSwitch %(vswitch)s ([hyperv] vswitch_name) has no Open "
+                "vSwitch extension; install Open vSwitch for Windows and "
+                "enable the extension on it")
+
+
+class OvsExtensionDisabled(exception.InvalidInput):
+    msg_fmt = _("vSwitch %(vswitch)s ([hyperv] vswitch_name): the Open "
+                "vSwitch extension is not enabled; run "
+                "Enable-VMSwitchExtension -VMSwitchName %(vswitch)s -Name "
+                "\"%(extension)s\"")
+
+
+class OvsExtensionNotRunning(exception.InvalidInput):
+    msg_fmt = _("vSwitch %(vswitch)s ([hyperv] vswitch_name): the Open "
+                "vSwitch extension %(extension)s is enabled but not running "
+                "(EnabledState %(state)s); check Get-VMSwitchExtension and "
+                "the Open vSwitch for Windows installation")

@@ -6,6 +6,9 @@ OVS-enabled vSwitch under that name (OVS datapath-windows ``Vport.c``
 ``OvsNewVportCmdHandler``; nova 28 ``virt/hyperv/vif.py``).
 """
 
+import re
+import time
+
 import nova.conf
 from nova import exception
 from nova.i18n import _
@@ -13,9 +16,11 @@ from nova.network import model
 from nova.network import os_vif_util
 from nova.virt.hyperv import vif as hyperv_vif
 from os_vif.objects import vif as osv_vif
+from os_win import constants as os_win_const
 from os_win import exceptions as os_win_exc
 from oslo_log import log as logging
 
+from compute_hyperv_ovs import exception as driver_exception
 from compute_hyperv_ovs.os_vif_plugin import exception as ovs_exception
 from compute_hyperv_ovs.os_vif_plugin import plugin
 
@@ -23,6 +28,14 @@ CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
 
 SUPPORTED_VIF_TYPES = (model.VIF_TYPE_OVS, model.VIF_TYPE_HYPERV)
+
+# The Open vSwitch extension's name changed between releases ("Cloudbase
+# Open vSwitch Extension", "Open vSwitch Extension") and vendors rename it;
+# networking-hyperv's layer-2 agent recognises it the same loose way.
+OVS_EXTENSION_RE = re.compile(r'.*open.?v.?switch.*', re.IGNORECASE)
+OVS_EXTENSION_NAME = 'Open vSwitch Extension'
+# Seconds between two reads of a port's ofport while waiting for it.
+PORT_UP_POLL_INTERVAL = 0.1
 
 
 class HyperVOVSVIFDriver(hyperv_vif.HyperVVIFDriver):
@@ -206,3 +219,112 @@ class HyperVOVSVIFDriver(hyperv_vif.HyperVVIFDriver):
         if ovs_vif is None:
             return None
         return self._vif_plugin.port_spec(*ovs_vif)
+
+    def check_vswitch(self, network_info):
+        """Refuse a host whose vSwitch cannot carry this VM's OVS VIFs.
+
+        Open vSwitch for Windows sees a VM's NIC only on a vSwitch whose
+        Open vSwitch (forwarding) extension is enabled and running; the
+        installer leaves it disabled.  os-win reports a vSwitch's
+        extensions with ``NetworkUtils.get_vswitch_extensions`` (one dict
+        per extension; ``enabled_state`` 2 is enabled, 3 disabled).
+        Nothing is checked when no VIF is of type ``ovs``.
+
+        :param network_info: nova's network_info of the instance.
+        :raises compute_hyperv_ovs.exception.VswitchNotSet,
+            VswitchNotFound, OvsExtensionMissing, OvsExtensionDisabled,
+            OvsExtensionNotRunning: each names ``[hyperv] vswitch_name``
+            and what to do.
+        """
+        if not any(vif['type'] == model.VIF_TYPE_OVS
+                   for vif in network_info or ()):
+            return
+        vswitch = CONF.hyperv.vswitch_name
+        if not vswitch:
+            raise driver_exception.VswitchNotSet()
+        try:
+            extensions = self._netutils.get_vswitch_extensions(vswitch)
+        except os_win_exc.HyperVvSwitchNotFound:
+            raise driver_exception.VswitchNotFound(vswitch=vswitch)
+        ovs = [ext for ext in extensions
+               if OVS_EXTENSION_RE.match(ext['name'])]
+        if not ovs:
+            raise driver_exception.OvsExtensionMissing(vswitch=vswitch)
+        if any(ext['enabled_state'] == os_win_const.CIM_STATE_ENABLED
+               for ext in ovs):
+            return
+        ext = ovs[0]
+        if ext['enabled_state'] == os_win_const.CIM_STATE_DISABLED:
+            raise driver_exception.OvsExtensionDisabled(
+                vswitch=vswitch, extension=ext['name'])
+        raise driver_exception.OvsExtensionNotRunning(
+            vswitch=vswitch, extension=ext['name'],
+            state=ext['enabled_state'])
+
+    def port_status(self, instance, vif):
+        """What ovs-vswitchd reports now for the VIF's OVS port.
+
+        :returns: ``PortStatus`` of the OVS port, or None for a VIF this
+            driver does not put on OVS.
+        :raises nova.exception.VirtualInterfacePlugException: OVSDB
+            unreachable (the message names ``ovsdb_connection``).
+        """
+        ovs_vif = self._ovs_vif(instance, vif)
+        if ovs_vif is None:
+            return None
+        try:
+            return self._vif_plugin.port_status(ovs_vif[0])
+        except ovs_exception.OvsdbUnreachable as exc:
+            raise self._ovsdb_unreachable(instance, ovs_vif[0], exc)
+
+    def replug(self, instance, vif):
+        """Add the VIF's OVS port again, for a port not up once the VM runs.
+
+        See ``HyperVOvsPlugin.replug``: OVS for Windows retries a port it
+        failed to add only on a configuration change.
+
+        :returns: the ``PortStatus``, or None for a VIF not on OVS.
+        :raises nova.exception.VirtualInterfacePlugException: OVSDB
+            unreachable (the message names ``ovsdb_connection``).
+        """
+        ovs_vif = self._ovs_vif(instance, vif)
+        if ovs_vif is None:
+            return None
+        try:
+            return self._vif_plugin.replug(*ovs_vif)
+        except ovs_exception.OvsdbUnreachable as exc:
+            raise self._ovsdb_unreachable(instance, ovs_vif[0], exc)
+
+    def wait_for_port_up(self, instance, vif, timeout):
+        """Wait until the VIF's OVS port has a valid ofport.
+
+        Called once the VM runs: on Windows the port gets its ofport when
+        the VM's Hyper-V switch port appears.  A port that stays at ofport
+        -1 is one neutron-openvswitch-agent will never bind (neutron >=
+        28.0.1 defers it, bug #2155883), so waiting for
+        network-vif-plugged would only time out.
+
+        :param timeout: seconds to wait.
+        :returns: the ``PortStatus`` (up), or None for a VIF not on OVS.
+        :raises nova.exception.VirtualInterfacePlugException: not up in
+            time; the message is :class:`PortNotUp`'s, with the ofport and
+            ``Interface.error`` last read.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.port_status(instance, vif)
+            if status is None or status.is_up:
+                return status
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(PORT_UP_POLL_INTERVAL)
+        not_up = ovs_exception.PortNotUp(port=vif['id'], ofport=status.ofport,
+                                         error=status.error)
+        LOG.error('%(err)s %(timeout)s s after the VM started. Check '
+                  'ovs-vswitchd\'s log and that the vNIC\'s vSwitch has the '
+                  'Open vSwitch extension running.',
+                  {'err': not_up, 'timeout': timeout}, instance=instance)
+        # nova keeps 255 characters of a fault: the port's status first.
+        raise exception.VirtualInterfacePlugException(
+            _('%(err)s; see the ovs-vswitchd log') % {'err': not_up}
+        ) from not_up

@@ -210,6 +210,53 @@ class OvsdbClient(object):
 
         return self._run('looking up bridge %s' % bridge, lookup)
 
+    def port_status(self, port_name):
+        """What ovs-vswitchd reports for an Interface now.
+
+        Read from the connection's in-memory copy of the database, which
+        ovsdb-server keeps current: no round trip.
+
+        :param port_name: Interface name (the neutron port id).
+        :returns: :class:`PortStatus`; ofport None and an error text when
+            the Interface does not exist.
+        :raises exception.OvsdbUnreachable: no answer within the timeout.
+        """
+        def read():
+            return self._read_status(self.api, port_name)
+
+        return self._run('reading port %s' % port_name, read)
+
+    def replace_vif_port(self, bridge, port_name, external_ids):
+        """Delete and add a VIF port again, in one transaction.
+
+        A transaction that changes nothing is not sent to ovsdb-server at
+        all (python-ovs ``Transaction.commit`` adds the ``next_cfg``
+        increment only with other updates), so plugging an unchanged port
+        again does not make ovs-vswitchd reconfigure.  Replacing the rows
+        does: ovs-vswitchd then adds the interface again, which is how a
+        port it failed to add (``ofport -1``) is retried
+        (openvswitch/ovs-issues #343).
+
+        :param bridge: integration bridge name.
+        :param port_name: Port and Interface name.
+        :param external_ids: dict for ``Interface.external_ids``.
+        :returns: :class:`PortStatus` read back after ovs-vswitchd applied
+            the change.
+        :raises exception.OvsdbUnreachable: no answer within the timeout.
+        """
+        def replace():
+            api = self.api
+            with api.transaction(check_error=True) as txn:
+                txn.add(api.del_port(port_name, bridge=bridge,
+                                     if_exists=True))
+                txn.add(api.add_port(bridge, port_name, may_exist=True))
+                txn.add(api.db_set('Interface', port_name,
+                                   ('external_ids', external_ids)))
+            return self._read_status(api, port_name)
+
+        return self._run('adding port %s to %s again' % (port_name, bridge),
+                         replace)
+
     def close(self):
         """Stop the connection thread; the next call reconnects."""
         with self._lock:

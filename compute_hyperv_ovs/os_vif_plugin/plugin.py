@@ -182,9 +182,9 @@ class HyperVOvsPlugin(plugin.PluginBase):
         the interface to the datapath (``ofport`` -1; OVS datapath-windows
         ``Vport.c`` ``OvsNewVportCmdHandler`` finds no Hyper-V port of that
         name) and retries it at its next reconfiguration, i.e. the next
-        OVSDB change (openvswitch/ovs-issues#343): the plug after the
-        migration makes one.  That is expected here, so nothing is logged
-        above debug level.
+        OVSDB change (openvswitch/ovs-issues#343): :meth:`replug` after
+        the migration makes one.  That is expected here, so nothing is
+        logged above debug level.
 
         :param vif: as for :meth:`plug`.
         :param instance_info: as for :meth:`plug`.
@@ -272,3 +272,38 @@ class HyperVOvsPlugin(plugin.PluginBase):
         finally:
             client.close()
         return add, update, remove
+
+    def port_status(self, vif):
+        """The VIF's OVS port as ovs-vswitchd reports it now.
+
+        For a port that :meth:`plug` found not up (on Windows, until the
+        VM's Hyper-V switch port exists, i.e. until the VM runs).
+
+        :param vif: as for :meth:`plug`.
+        :returns: :class:`ovsdb.PortStatus` (``is_up``, ``ofport``,
+            ``error``).
+        :raises os_vif.exception.PlugException: not a VIFOpenVSwitch.
+        :raises exception.OvsdbUnreachable: no answer within the timeout.
+        """
+        self._check_vif(vif)
+        return self.ovsdb.port_status(vif.id)
+
+    def replug(self, vif, instance_info):
+        """Add the VIF's port again so that ovs-vswitchd retries it.
+
+        For a port that is not up once its VM runs: OVS for Windows adds an
+        interface it failed to add (its Hyper-V switch port was missing)
+        only when the configuration changes (openvswitch/ovs-issues #343),
+        and plugging an unchanged port changes nothing.  The Port and
+        Interface rows are replaced in one transaction, with the same name
+        and external_ids.
+
+        :param vif: as for :meth:`plug`.
+        :param instance_info: as for :meth:`plug`.
+        :returns: :class:`ovsdb.PortStatus` of the Interface.
+        :raises os_vif.exception.PlugException: not a VIFOpenVSwitch.
+        :raises exception.OvsdbUnreachable: no answer within the timeout.
+        """
+        self._check_vif(vif)
+        return self.ovsdb.replace_vif_port(
+            vif.network.bridge, vif.id, self._external_ids(vif, instance_info))

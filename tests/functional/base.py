@@ -41,6 +41,7 @@ class HyperVOVSTestBase(integrated_helpers._IntegratedTestBase):
     def setUp(self):
         self.ovs = {}
         self.agents = {}
+        self.switch_ports = {}
         self._ports_made = 0
         super().setUp()
         self.images = self.useFixture(images.DiskImagesFixture(self.glance))
@@ -66,7 +67,7 @@ class HyperVOVSTestBase(integrated_helpers._IntegratedTestBase):
     def _setup_compute_service(self):
         return None
 
-    def start_compute(self, hostname, **host_kwargs):
+    def start_compute(self, hostname, hyperv_datapath=True, **host_kwargs):
         """Start nova-compute on a new simulated Hyper-V host.
 
         Each host has its own instances path, ``<CONF.instances_path>/
@@ -74,16 +75,26 @@ class HyperVOVSTestBase(integrated_helpers._IntegratedTestBase):
         False``), its own vSwitch named ``VSWITCH`` and its own Open
         vSwitch.
 
+        :param hyperv_datapath: the host's OVS behaves like OVS for
+            Windows (a port has a valid ofport only while its VM runs,
+            ``ovs.HyperVSwitchPorts``); False: every port gets an ofport at
+            once, as on a Linux datapath.
         :param host_kwargs: more ``SimulatedHyperVHost`` arguments, e.g.
             ``cpu_features``.
         :returns: the compute service.
         """
-        ovs_fixture = self.useFixture(ovs.OpenVSwitchFixture())
+        ovs_fixture = self.useFixture(ovs.OpenVSwitchFixture(
+            hyperv_datapath=hyperv_datapath))
         self.ovs[hostname] = ovs_fixture
         host_kwargs.setdefault('vswitch_name', VSWITCH)
         host_kwargs.setdefault('instances_path', os.path.join(
             CONF.instances_path, hostname))
-        self.hyperv.add_host(hostname, **host_kwargs)
+        sim_host = self.hyperv.add_host(hostname, **host_kwargs)
+        if hyperv_datapath:
+            self.switch_ports[hostname] = switch_ports = self.useFixture(
+                ovs.HyperVSwitchPorts(ovs_fixture,
+                                      sim_host.ovs_switch_ports))
+            sim_host.switch_port_listeners.append(switch_ports.sync)
         # Read by the driver when it is built, so each host's driver talks
         # to its own OVSDB.
         self.flags(ovsdb_connection=ovs_fixture.connection,

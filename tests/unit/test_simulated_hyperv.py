@@ -525,3 +525,85 @@ class SimulatedHyperVTestCase(testtools.TestCase):
         # By hand obeys the same rules as os-win's requests.
         self.assertRaises(os_win_exc.HyperVVMNotFoundException,
                           self.host1.guest_shuts_down, 'no-such-vm')
+
+    # ---- switch ports and vSwitch extensions ----
+
+    def _vm_with_connected_nic(self):
+        vmutils = self._utils('host1', 'vmutils')
+        netutils = self._utils('host1', 'networkutils')
+        self._new_vm(vmutils)
+        port = uuidutils.generate_uuid()
+        vmutils.create_nic('instance-1', port, 'fa:16:3e:00:00:01')
+        netutils.connect_vnic_to_vswitch('external', port)
+        return vmutils, port
+
+    def test_switch_port_exists_only_while_vm_runs(self):
+        changes = []
+        self.host1.switch_port_listeners.append(
+            lambda: changes.append(self.host1.switch_ports))
+        vmutils, port = self._vm_with_connected_nic()
+        # Connected (a setting), but the VM is off: no switch port.
+        self.assertEqual('external',
+                         self.host1.vms['instance-1'].nics[port].vswitch)
+        self.assertEqual(frozenset(), self.host1.switch_ports)
+
+        vmutils.set_vm_state('instance-1', RUNNING)
+        self.assertEqual({port}, self.host1.switch_ports)
+        self.assertEqual({port}, self.host1.ovs_switch_ports())
+        self.assertEqual({port}, changes[-1])
+        vmutils.set_vm_state('instance-1', os_win_const.HYPERV_VM_STATE_PAUSED)
+        self.assertEqual({port}, self.host1.switch_ports)
+        vmutils.set_vm_state('instance-1', RUNNING)
+        vmutils.set_vm_state('instance-1',
+                             os_win_const.HYPERV_VM_STATE_SUSPENDED)
+        self.assertEqual(frozenset(), self.host1.switch_ports)
+        self.assertEqual(frozenset(), changes[-1])
+        vmutils.set_vm_state('instance-1', RUNNING)
+        vmutils.soft_shutdown_vm('instance-1')
+        self.assertEqual(frozenset(), self.host1.switch_ports)
+        # The connection setting survives a stop.
+        self.assertEqual(port,
+                         self.host1.vms['instance-1'].nics[port].switch_port)
+
+    def test_live_migration_moves_switch_ports(self):
+        vmutils, port = self._vm_with_connected_nic()
+        vmutils.set_vm_state('instance-1', RUNNING)
+        lmutils = self._utils('host1', 'livemigrationutils')
+        lmutils.live_migrate_vm('instance-1', 'host2')
+        self.assertEqual(frozenset(), self.host1.switch_ports)
+        self.assertEqual({port}, self.host2.switch_ports)
+
+    def test_vswitch_extensions_as_os_win_reports_them(self):
+        netutils = self._utils('host1', 'networkutils')
+        self.host1.add_vswitch('fresh', ovs_extension='disabled')
+
+        exts = {e['name']: e for e in
+                netutils.get_vswitch_extensions('external')}
+        self.assertEqual(os_win_const.CIM_STATE_ENABLED,
+                         exts[hyperv.OVS_EXTENSION]['enabled_state'])
+        self.assertEqual({'name', 'version', 'vendor', 'description',
+                          'enabled_state', 'extension_type'},
+                         set(exts[hyperv.OVS_EXTENSION]))
+        fresh = {e['name']: e['enabled_state']
+                 for e in netutils.get_vswitch_extensions('fresh')}
+        self.assertEqual(os_win_const.CIM_STATE_DISABLED,
+                         fresh[hyperv.OVS_EXTENSION])
+        self.host1.set_vswitch_extension('fresh', hyperv.OVS_EXTENSION,
+                                         enabled=True, running=False)
+        self.assertEqual([{'name': hyperv.OVS_EXTENSION, 'enabled': True,
+                           'running': False}],
+                         [e for e in self.host1.vswitch_extensions('fresh')
+                          if e['name'] == hyperv.OVS_EXTENSION])
+        self.assertNotIn(os_win_const.CIM_STATE_ENABLED, [
+            e['enabled_state'] for e in netutils.get_vswitch_extensions(
+                'fresh') if e['name'] == hyperv.OVS_EXTENSION])
+        self.assertRaises(os_win_exc.HyperVvSwitchNotFound,
+                          netutils.get_vswitch_extensions, 'missing')
+
+    def test_ovs_sees_no_ports_without_a_running_extension(self):
+        vmutils, port = self._vm_with_connected_nic()
+        vmutils.set_vm_state('instance-1', RUNNING)
+        self.host1.set_vswitch_extension('external', hyperv.OVS_EXTENSION,
+                                         enabled=False)
+        self.assertEqual({port}, self.host1.switch_ports)
+        self.assertEqual(frozenset(), self.host1.ovs_switch_ports())

@@ -240,3 +240,43 @@ class VIFDriverTestCase(test.NoDBTestCase):
         self.assertIn('ERROR [compute_hyperv_ovs.vif]', log)
         self.assertIn('Could not remove OVS port %s' % nova_vif['id'], log)
         self.assertIn(self.ovs.connection, log)
+
+    # ---- the vSwitch and its Open vSwitch extension ----
+
+    def test_check_vswitch_accepts_enabled_extension(self):
+        self.vif_driver.check_vswitch([make_vif()])
+
+    def test_check_vswitch_ignores_instances_without_ovs_vifs(self):
+        self.host.remove_vswitch(VSWITCH)
+        self.vif_driver.check_vswitch([])
+        self.vif_driver.check_vswitch(
+            [make_vif(vif_type=network_model.VIF_TYPE_HYPERV)])
+
+    def test_check_vswitch_refusals(self):
+        ext = hyperv.OVS_EXTENSION
+        cases = [
+            ('disabled', 'Enable-VMSwitchExtension -VMSwitchName %s -Name '
+                         '"%s"' % (VSWITCH, ext)),
+            ('not-running', 'enabled but not running (EnabledState 6)'),
+            ('absent', 'has no Open vSwitch extension'),
+        ]
+        for state, words in cases:
+            self.host.remove_vswitch(VSWITCH)
+            self.host.add_vswitch(VSWITCH, ovs_extension=state)
+            exc = self.assertRaises(nova_exception.InvalidInput,
+                                    self.vif_driver.check_vswitch,
+                                    [make_vif()])
+            self.assertIn(words, exc.format_message())
+            self.assertIn('[hyperv] vswitch_name', exc.format_message())
+
+    def test_check_vswitch_missing_or_unset(self):
+        self.flags(vswitch_name='missing', group='hyperv')
+        exc = self.assertRaises(nova_exception.InvalidInput,
+                                self.vif_driver.check_vswitch, [make_vif()])
+        self.assertIn('no vSwitch named missing ([hyperv] vswitch_name)',
+                      exc.format_message())
+        self.flags(vswitch_name=None, group='hyperv')
+        exc = self.assertRaises(nova_exception.InvalidInput,
+                                self.vif_driver.check_vswitch, [make_vif()])
+        self.assertIn('[hyperv] vswitch_name is not set',
+                      exc.format_message())

@@ -178,3 +178,41 @@ class EntryPointTestCase(testtools.TestCase):
         names = [p.plugin_name for p in os_vif.host_info().plugin_info]
 
         self.assertIn(plugin.PLUGIN_NAME, names)
+
+
+class ReplugTestCase(testtools.TestCase):
+    """Against OVS behaving as OVS for Windows (ovs.HyperVSwitchPorts)."""
+
+    load_plugin = PluginTestCase.load_plugin
+    assert_port = PluginTestCase.assert_port
+
+    def setUp(self):
+        super().setUp()
+        osv_objects.register_all()
+        self.conf = self.useFixture(config_fixture.Config(CONF))
+        self.ovs = self.useFixture(ovs.OpenVSwitchFixture(
+            hyperv_datapath=True))
+        self.present = set()
+        self.switch_ports = self.useFixture(ovs.HyperVSwitchPorts(
+            self.ovs, lambda: set(self.present)))
+        self.plugin = self.load_plugin(self.ovs.connection)
+
+    def test_replug_makes_vswitchd_retry_a_port_plug_does_not(self):
+        vif, info = make_vif(), make_instance_info()
+        status = self.plugin.plug(vif, info)
+        self.assertEqual(-1, status.ofport)
+        self.assertIn('No such device', status.error)
+        # The VM starts: its switch port appears, but ovs-vswitchd retries
+        # the failed interface only on a configuration change...
+        self.present.add(vif.id)
+        self.switch_ports.sync()
+        # ...which plugging the unchanged port again does not make.
+        self.assertFalse(self.plugin.plug(vif, info).is_up)
+
+        self.plugin.replug(vif, info)
+
+        deadline = time.monotonic() + 5
+        while not self.plugin.port_status(vif).is_up:
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.02)
+        self.assert_port(self.ovs, vif, info)
