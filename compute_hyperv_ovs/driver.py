@@ -100,4 +100,4 @@ class HyperVOVSDriver(hyperv_driver.HyperVDriver):
 
     def cleanup_host(self, host):
         super().cleanup_host(host)
-        self._vif_plugin.ovsdb.close()
+        self._vif_plugin.close()

@@ -45,7 +45,7 @@ class VIFDriverTestCase(test.NoDBTestCase):
         self.host = self.hosts.add_host('host1', vswitch_name=VSWITCH)
 
         vif_plugin = plugin.HyperVOvsPlugin.load(plugin.PLUGIN_NAME)
-        self.addCleanup(vif_plugin.ovsdb.close)
+        self.addCleanup(vif_plugin.close)
         with self.hosts.building('host1'):
             self.vif_driver = vif.HyperVOVSVIFDriver(vif_plugin)
             self.vmutils = utilsfactory.get_vmutils()
