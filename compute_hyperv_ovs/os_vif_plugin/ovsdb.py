@@ -215,8 +215,25 @@ def _fetch_schema(remote, deadline):
             stream.close()
 
 
+# Longest wait between two reconnection attempts, in ms.  python-ovs backs
+# off up to 8 s, so an operation started just after ovsdb-server came back
+# could spend that long before the IDL even tries; a refused attempt on the
+# host's own server costs nothing.
+MAX_RECONNECT_BACKOFF_MS = 2000
+
+
 class _HostIdl(connection.OvsdbIdl):
-    """The IDL, able to say whether its session is connected right now."""
+    """The IDL, able to say whether its session is connected right now.
+
+    Its session retries at least every ``MAX_RECONNECT_BACKOFF_MS`` after
+    the connection is lost.
+    """
+
+    def __init__(self, remote, schema_helper):
+        super().__init__(remote, schema_helper)
+        reconnect = self._session.reconnect
+        reconnect.set_backoff(reconnect.get_min_backoff(),
+                              MAX_RECONNECT_BACKOFF_MS)
 
     def is_connected(self):
         return self._session.is_connected()

@@ -319,6 +319,25 @@ class RestartTest(FaultTestCase):
         self.assertEqual(sorted([before.id, after.id]),
                          sorted(self.ovs.list_ports()))
 
+    def test_plug_soon_after_a_long_ovsdb_server_outage(self):
+        hv_plugin = self.load_plugin(self.ovs.connection, timeout=4)
+        before = self.plug_new(hv_plugin)
+        self.ovs.stop_ovsdb()
+        # Long enough for python-ovs' reconnect back-off (1, 2, 4, 8 s by
+        # default) to wait past the timeout once the server is back.
+        time.sleep(8)
+        self.ovs.start_ovsdb()
+        # ovs-vswitchd backs off the same way; restart it (as the Windows
+        # service manager restarts a dependent service) so only the
+        # plugin's own reconnection is timed.
+        self.ovs.restart_vswitchd()
+
+        took, exc, after = self.timed_plug(hv_plugin)
+
+        self.assertIsNone(exc)
+        self.assertEqual(sorted([before.id, after.id]),
+                         sorted(self.ovs.list_ports()))
+
     def test_vswitchd_restart(self):
         before = self.plug_new()
 
