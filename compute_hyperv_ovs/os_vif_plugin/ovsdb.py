@@ -538,8 +538,13 @@ class OvsdbClient(object):
         :raises exception.OvsdbUnreachable: ovsdb-server did not answer.
         :raises exception.OvsdbRefused: ovsdb-server refused it.
         :raises exception.VswitchdNotApplying: committed, not applied.
+
+        Called from within another ``_run`` (one operation made of
+        several), it keeps the outer deadline.
         """
-        _current.deadline = _Deadline(self.timeout)
+        outer = _deadline()
+        if outer is None:
+            _current.deadline = _Deadline(self.timeout)
         try:
             return func()
         except _Unreachable as exc:
@@ -555,7 +560,8 @@ class OvsdbClient(object):
             raise exception.OvsdbRefused(operation=what, reason=str(exc),
                                          may_have_written=False)
         finally:
-            _current.deadline = None
+            if outer is None:
+                _current.deadline = None
 
     def _expired(self, what, stage):
         """The error for an operation whose deadline passed at ``stage``.

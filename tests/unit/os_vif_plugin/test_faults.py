@@ -346,3 +346,34 @@ class RestartTest(FaultTestCase):
         after = self.plug_new()
         for vif in (before, after):
             self.assertGreater(self.ovs.get_interface(vif.id)['ofport'], 0)
+
+
+class MessageLengthTest(testtools.TestCase):
+    """nova keeps 255 characters of a fault, after its own prefix."""
+
+    PREFIX = 'Build of instance %s aborted: ' % ('0' * 36)
+    PORT = '1' * 36
+    WHAT = 'adding port %s to br-int' % PORT
+    # The Windows installer's own database socket, a long connection.
+    CONNECTION = r'unix:C:\ProgramData\openvswitch\db.sock'
+
+    def assert_fits(self, exc):
+        self.assertLessEqual(len(self.PREFIX + str(exc)), 255, str(exc))
+
+    def test_unreachable_fits(self):
+        self.assert_fits(ovs_exception.OvsdbUnreachable(
+            connection=self.CONNECTION, reason='not connected within 120 s'))
+
+    def test_vswitchd_not_applying_fits(self):
+        self.assert_fits(ovs_exception.VswitchdNotApplying(
+            operation=self.WHAT, timeout=120, connection=self.CONNECTION))
+
+    def test_refused_names_the_operation_first(self):
+        exc = ovs_exception.OvsdbRefused(operation=self.WHAT,
+                                         reason='constraint violation: ' +
+                                         'x' * 300)
+
+        kept = (self.PREFIX + str(exc))[:255]
+
+        self.assertIn('OVSDB refused %s: constraint violation' % self.WHAT,
+                      kept)
