@@ -193,4 +193,4 @@ class HyperVOVSDriver(hyperv_driver.HyperVDriver):
     def cleanup_host(self, host):
         super().cleanup_host(host)
         self._port_sync.stop()
-        self._vif_plugin.ovsdb.close()
+        self._vif_plugin.close()

@@ -156,6 +156,11 @@ class LiveMigrationOps(livemigrationops.LiveMigrationOps):
                     'option') % {'host': hostname, 'conn': exc.connection,
                                  'group': plugin.CONFIG_GROUP,
                                  'err': exc.reason})
+            except ovs_exception.OvsPortError as exc:
+                # The plugin's own words name the culprit.
+                raise exception.MigrationPreCheckError(reason=_(
+                    'Open vSwitch on %(host)s: %(err)s') % {
+                        'host': hostname, 'err': exc})
             if not exists:
                 raise exception.MigrationPreCheckError(reason=_(
                     'Open vSwitch on %(host)s has no bridge %(bridge)s, on '

@@ -90,9 +90,15 @@ class HyperVOVSVIFDriver(hyperv_vif.HyperVVIFDriver):
     def plug(self, instance, vif):
         """Connect the vNIC and register the OVS port.
 
+        A plug that fails leaves no OVS port: whatever it may have written
+        is removed again through :meth:`unplug` (the vNIC goes with the VM,
+        which nova's spawn destroys on failure).
+
         :raises nova.exception.VirtualInterfacePlugException: unsupported
-            VIF type, hybrid plug, or OVSDB unreachable (the message names
-            ``[os_vif_hyperv_ovs] ovsdb_connection``).
+            VIF type, hybrid plug, or the OVS port could not be written; the
+            message is the plugin's, which names the culprit (ovsdb-server
+            and ``[os_vif_hyperv_ovs] ovsdb_connection``, what OVSDB
+            refused, or ovs-vswitchd).
         """
         if vif['type'] == model.VIF_TYPE_HYPERV:
             return
@@ -104,8 +110,8 @@ class HyperVOVSVIFDriver(hyperv_vif.HyperVVIFDriver):
                                                osvif_vif.id)
         try:
             self._vif_plugin.plug(osvif_vif, osvif_instance)
-        except ovs_exception.OvsdbUnreachable as exc:
-            raise self._ovsdb_unreachable(instance, osvif_vif, exc)
+        except ovs_exception.OvsPortError as exc:
+            raise self._plug_failed(instance, vif, osvif_vif, exc)
 
     def pre_plug(self, instance, vif):
         """Register the OVS port of a VIF whose vNIC is not here yet.
@@ -113,28 +119,47 @@ class HyperVOVSVIFDriver(hyperv_vif.HyperVVIFDriver):
         On a live migration's destination the vNIC arrives with the VM,
         already connected to the vSwitch of the same name, so only the OVS
         port is added now.  Other VIFs are left to the plug after the move,
-        which handles or refuses them.
+        which handles or refuses them.  A failure leaves no OVS port, as
+        for :meth:`plug`.
 
-        :raises nova.exception.VirtualInterfacePlugException: OVSDB
-            unreachable (the message names ``ovsdb_connection``).
+        :raises nova.exception.VirtualInterfacePlugException: the OVS port
+            could not be written (the message names the culprit).
         """
         ovs_vif = self._ovs_vif(instance, vif)
         if ovs_vif is None:
             return
         try:
             self._vif_plugin.pre_plug(*ovs_vif)
-        except ovs_exception.OvsdbUnreachable as exc:
-            raise self._ovsdb_unreachable(instance, ovs_vif[0], exc)
+        except ovs_exception.OvsPortError as exc:
+            raise self._plug_failed(instance, vif, ovs_vif[0], exc)
+
+    def _plug_failed(self, instance, vif, osvif_vif, exc):
+        """Log, undo what may have been written, and word the error.
+
+        The log line, the exception and so nova's instance fault all carry
+        the plugin's message.  The removal runs only when something may
+        have reached ovsdb-server (``exc.may_have_written``): a port
+        committed although ovs-vswitchd did not apply it, or a transaction
+        sent to a server that stopped answering and may still apply it.
+        """
+        error = self._port_error(instance, osvif_vif, exc)
+        if exc.may_have_written:
+            # Never raises: a removal that cannot run now is handed to the
+            # port sync, so the plug's own error is what the operator sees.
+            self.unplug(instance, vif)
+        return error
 
     @staticmethod
-    def _ovsdb_unreachable(instance, osvif_vif, exc):
-        LOG.error('Port %(port)s not registered in Open vSwitch: %(err)s',
-                  {'port': osvif_vif.id, 'err': exc}, instance=instance)
-        return exception.VirtualInterfacePlugException(
-            _('OVSDB at %(conn)s is unreachable ([%(group)s] '
-              'ovsdb_connection): check that ovsdb-server runs and '
-              'listens there') % {'conn': exc.connection,
-                                  'group': plugin.CONFIG_GROUP})
+    def _port_error(instance, osvif_vif, exc):
+        """Log a port operation's failure and word it for nova's fault.
+
+        The log line, the exception and so nova's instance fault all carry
+        the plugin's message, which names the culprit.
+        """
+        message = str(exc)
+        LOG.error('Port %(port)s: Open vSwitch operation failed: %(err)s',
+                  {'port': osvif_vif.id, 'err': message}, instance=instance)
+        return exception.VirtualInterfacePlugException(message)
 
     def unplug(self, instance, vif):
         """Remove the OVS port; a missing port is not an error.  Never raises.
@@ -266,16 +291,16 @@ class HyperVOVSVIFDriver(hyperv_vif.HyperVVIFDriver):
 
         :returns: ``PortStatus`` of the OVS port, or None for a VIF this
             driver does not put on OVS.
-        :raises nova.exception.VirtualInterfacePlugException: OVSDB
-            unreachable (the message names ``ovsdb_connection``).
+        :raises nova.exception.VirtualInterfacePlugException: the port
+            could not be read (the message names the culprit).
         """
         ovs_vif = self._ovs_vif(instance, vif)
         if ovs_vif is None:
             return None
         try:
             return self._vif_plugin.port_status(ovs_vif[0])
-        except ovs_exception.OvsdbUnreachable as exc:
-            raise self._ovsdb_unreachable(instance, ovs_vif[0], exc)
+        except ovs_exception.OvsPortError as exc:
+            raise self._port_error(instance, ovs_vif[0], exc)
 
     def replug(self, instance, vif):
         """Add the VIF's OVS port again, for a port not up once the VM runs.
@@ -284,16 +309,18 @@ class HyperVOVSVIFDriver(hyperv_vif.HyperVVIFDriver):
         failed to add only on a configuration change.
 
         :returns: the ``PortStatus``, or None for a VIF not on OVS.
-        :raises nova.exception.VirtualInterfacePlugException: OVSDB
-            unreachable (the message names ``ovsdb_connection``).
+        :raises nova.exception.VirtualInterfacePlugException: the port
+            could not be written (the message names the culprit).
         """
         ovs_vif = self._ovs_vif(instance, vif)
         if ovs_vif is None:
             return None
         try:
             return self._vif_plugin.replug(*ovs_vif)
-        except ovs_exception.OvsdbUnreachable as exc:
-            raise self._ovsdb_unreachable(instance, ovs_vif[0], exc)
+        except ovs_exception.OvsPortError as exc:
+            # Not undone as a failed plug is: the VM runs and keeps its
+            # port, which the port sync puts right once OVS answers.
+            raise self._port_error(instance, ovs_vif[0], exc)
 
     def wait_for_port_up(self, instance, vif, timeout):
         """Wait until the VIF's OVS port has a valid ofport.

@@ -123,7 +123,7 @@ def main():
             unplug_s.append(timed(hv_plugin.unplug, vif, instance))
         ports_left = len([p for p in switch.list_ports(BRIDGE)
                           if p.startswith('aaaaaaaa')])
-        hv_plugin.ovsdb.close()
+        hv_plugin.close()
         bare.ovsdb_connection.stop()
 
     ms = 1000.0

@@ -17,6 +17,9 @@ the port (neutron ``ovs_lib.get_vif_port_set`` skips ofport ``[]`` and -1).
 
 Callers outside ``os_vif_plugin/`` catch these, never ovsdbapp's own
 exceptions.
+
+Messages are short and name the culprit first: nova keeps 255 characters
+of an instance fault, after its own "Build of instance <uuid> aborted: ".
 """
 
 from os_vif import exception as osv_exception
@@ -29,7 +32,13 @@ class OvsPortError(osv_exception.ExceptionBase):
 
     The keyword arguments are also attributes (``exc.connection``...), for
     callers that word a fault of their own.
+
+    :ivar may_have_written: False when nothing of the operation reached
+        ovsdb-server (so there is nothing to undo); True when it was sent
+        and ovsdb-server may have applied it, or did.
     """
+    may_have_written = True
+
     msg_fmt = 'Open vSwitch port operation failed: %(reason)s'
 
     def __init__(self, message=None, **kwargs):
@@ -42,11 +51,12 @@ class OvsdbUnreachable(OvsPortError):
     """ovsdb-server did not answer within the timeout.
 
     :param connection: the OVSDB connection string that was tried.
-    :param reason: what happened, as text.
+    :param reason: what happened, short, e.g. ``connection refused``,
+        ``no answer within 5 s``.
     """
-    msg_fmt = ('ovsdb-server at %(connection)s is unreachable: %(reason)s; '
-               'check that it runs and listens there ([' + CONFIG_GROUP +
-               '] ovsdb_connection)')
+    msg_fmt = ('ovsdb-server at %(connection)s is unreachable (%(reason)s); '
+               'check that it runs and listens at [' + CONFIG_GROUP +
+               '] ovsdb_connection')
 
 
 class OvsdbRefused(OvsPortError):
@@ -63,11 +73,11 @@ class VswitchdNotApplying(OvsPortError):
 
     :param operation: what was attempted.
     :param timeout: the timeout, in seconds.
-    :param connection: the OVSDB connection string (its server answered).
+    :param connection: the OVSDB connection string (its server answered;
+        not in the message, which must stay short).
     """
     msg_fmt = ('ovs-vswitchd did not apply %(operation)s within %(timeout)s '
-               's (ovsdb-server at %(connection)s answers); check that '
-               'ovs-vswitchd runs on this host')
+               's, ovsdb-server answers; check that ovs-vswitchd runs')
 
 
 class PortNotUp(OvsPortError):

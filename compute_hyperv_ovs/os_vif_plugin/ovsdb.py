@@ -3,13 +3,44 @@
 It turns "this port, on this bridge, with these external_ids" into ovsdbapp
 commands against one ovsdb-server, and reads back what ovs-vswitchd made of
 the port.  Nothing else in the package imports ovsdbapp.
+
+Time: every public operation has one deadline, ``timeout`` seconds from
+the moment it is called, and everything it waits for counts against it:
+connecting (schema fetch and first database snapshot), waiting behind
+another operation (ovsdbapp's connection has one transaction queue and one
+thread), the round trip to ovsdb-server, and ovs-vswitchd applying the
+change (``Open_vSwitch.cur_cfg`` reaching ``next_cfg``).  ovsdbapp 2.4.2
+gives each of these stages its own full timeout instead (``Connection.start``,
+``Connection.queue_txn``, ``Transaction.commit``, ``do_post_commit``) and
+python-ovs' ``Transaction.commit_block`` has none, so the stages that wait
+are done here against the deadline.
+
+A transaction whose deadline passes before it was sent is never sent: the
+connection thread drops it, so a caller told "failed" never finds the port
+committed later.  One that was sent and got no answer may still be applied
+by ovsdb-server when it answers again; the error says so
+(``may_have_written``), and later writes wait until its outcome is known,
+so they are composed against a database that includes it.
+
+Errors are the plugin's own (:mod:`exception`), one per culprit:
+ovsdb-server not answering, ovsdb-server refusing, ovs-vswitchd not
+applying.
 """
 
-import concurrent.futures
+import errno
+import json
+import os
+import queue
 import threading
+import time
 
 from oslo_log import log as logging
 from ovsdbapp.backend.ovs_idl import command as ovs_command
+
+from ovs.db import idl as ovs_idl
+import ovs.jsonrpc
+import ovs.poller
+import ovs.stream
 from ovsdbapp.backend.ovs_idl import connection
 from ovsdbapp.backend.ovs_idl import idlutils
 from ovsdbapp import exceptions as ovsdbapp_exc
@@ -23,6 +54,94 @@ SCHEMA = 'Open_vSwitch'
 # QoS is left out on purpose: Windows OVS has no tc-based QoS, and the plug
 # never touches it (os-vif 3.2.0 skipped QoS on win32 too).
 TABLES = ('Open_vSwitch', 'Bridge', 'Port', 'Interface')
+
+# Where a transaction was when its deadline passed.  Nothing was sent in
+# the first two; ovsdb-server may have applied the third; it applied the
+# fourth.
+QUEUED = 'queued'        # behind another operation, not yet started
+WAITING = 'waiting'      # waiting for a connection in sync with the server
+SENT = 'sent'            # sent to ovsdb-server, no answer yet
+COMMITTED = 'committed'  # committed, ovs-vswitchd has not applied it yet
+DONE = 'done'
+
+# python-ovs reports EAGAIN as WSAEWOULDBLOCK on Windows.
+_WOULD_BLOCK = (errno.EAGAIN, getattr(errno, 'WSAEWOULDBLOCK', errno.EAGAIN))
+
+# The deadline of the operation the current (green) thread is running; the
+# connection thread has none and waits without one.
+_current = threading.local()
+
+
+class _Deadline(object):
+    """A point in time, ``seconds`` from now (monotonic clock)."""
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+        self.end = time.monotonic() + seconds
+
+    def remaining(self):
+        """Seconds left, never negative."""
+        return max(0.0, self.end - time.monotonic())
+
+    def expired(self):
+        return time.monotonic() >= self.end
+
+    def block(self, *waiters):
+        """Block until one of ``waiters`` (``f(poller)``) wakes or the end.
+
+        python-ovs' poller is green under eventlet monkey patching (it
+        falls back to the patched ``select``), so this yields there.
+        """
+        poller = ovs.poller.Poller()
+        for wait in waiters:
+            wait(poller)
+        poller.timer_wait(int(self.remaining() * 1000))
+        poller.block()
+
+
+def _deadline():
+    return getattr(_current, 'deadline', None)
+
+
+class _Expired(Exception):
+    """The operation's deadline passed at ``stage``."""
+
+    def __init__(self, stage):
+        super().__init__(stage)
+        self.stage = stage
+
+
+class _Refused(Exception):
+    """ovsdb-server refused the transaction, or it could not be composed."""
+
+    def __init__(self, reason):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _Unreachable(Exception):
+    def __init__(self, reason):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _ovsdb_error(text):
+    """``{"error": E, "details": D}`` as "E: D's first sentence"."""
+    try:
+        error = json.loads(text)
+        reason = error['error']
+        details = error.get('details')
+    except (ValueError, TypeError, KeyError):
+        return text
+    if details:
+        reason += ': ' + details.split('.  ')[0]
+    return reason
+
+
+def _strerror(error):
+    if error == ovs.jsonrpc.EOF:
+        return 'connection closed'
+    return os.strerror(error).lower()
 
 
 class PortStatus(object):
@@ -45,8 +164,267 @@ class PortStatus(object):
         return bool(self.ofport) and self.ofport > 0
 
 
-class _PerInstanceOvsdbIdl(impl_idl.OvsdbIdl):
-    """``impl_idl.OvsdbIdl`` that keeps its connection on the instance.
+def _fetch_schema(remote, deadline):
+    """The schema helper of ``remote``'s Open_vSwitch database.
+
+    ovsdbapp's ``idlutils.get_schema_helper`` blocks without a deadline
+    (python-ovs ``Stream.open_block`` and ``transact_block``), so a
+    black-holed remote held its caller, and a thread run aside to bound it
+    leaked with its socket.  This does the same exchange without blocking,
+    in the caller's thread, and always closes the stream.
+
+    :raises _Unreachable: refused, closed, or no answer by the deadline.
+    """
+    error, stream = ovs.stream.Stream.open(remote)
+    if error:
+        raise _Unreachable(_strerror(error))
+    rpc = None
+    try:
+        while True:
+            error = stream.connect()
+            if error not in _WOULD_BLOCK:
+                break
+            if deadline.expired():
+                raise _Unreachable('no answer within %s s' % deadline.seconds)
+            stream.run()
+            deadline.block(stream.run_wait, stream.connect_wait)
+        if error:
+            raise _Unreachable(_strerror(error))
+        rpc = ovs.jsonrpc.Connection(stream)
+        request = ovs.jsonrpc.Message.create_request('get_schema', [SCHEMA])
+        error = rpc.send(request)
+        while not error:
+            rpc.run()
+            error, reply = rpc.recv()
+            if error in _WOULD_BLOCK:
+                if deadline.expired():
+                    raise _Unreachable('no answer within %s s'
+                                       % deadline.seconds)
+                deadline.block(rpc.wait, rpc.recv_wait)
+                error = 0
+                continue
+            if error or reply is None or reply.id != request.id:
+                continue
+            if reply.error:
+                raise _Unreachable('no %s database: %s' % (SCHEMA,
+                                                           reply.error))
+            return idlutils.create_schema_helper(reply.result)
+        raise _Unreachable(_strerror(error))
+    finally:
+        if rpc is not None:
+            rpc.close()
+        else:
+            stream.close()
+
+
+# Longest wait between two reconnection attempts, in ms.  python-ovs backs
+# off up to 8 s, so an operation started just after ovsdb-server came back
+# could spend that long before the IDL even tries; a refused attempt on the
+# host's own server costs nothing.
+MAX_RECONNECT_BACKOFF_MS = 2000
+
+
+class _HostIdl(connection.OvsdbIdl):
+    """The IDL, able to say whether its session is connected right now.
+
+    Its session retries at least every ``MAX_RECONNECT_BACKOFF_MS`` after
+    the connection is lost.
+    """
+
+    def __init__(self, remote, schema_helper):
+        super().__init__(remote, schema_helper)
+        reconnect = self._session.reconnect
+        reconnect.set_backoff(reconnect.get_min_backoff(),
+                              MAX_RECONNECT_BACKOFF_MS)
+
+    def is_connected(self):
+        return self._session.is_connected()
+
+    def in_sync(self):
+        """Connected, and the replica is the server's current snapshot."""
+        return self.is_connected() and self.state == self.IDL_S_MONITORING
+
+
+class _DeadlineLock(object):
+    """The connection's RLock; acquired within the caller's deadline.
+
+    ovsdbapp runs read-only commands under ``Connection.lock``, which the
+    connection thread holds while it commits; a read behind a stuck commit
+    would wait without limit.  Callers with a deadline give up at it.
+    """
+
+    def __init__(self):
+        self._lock = threading.RLock()
+
+    def acquire(self, blocking=True, timeout=-1):
+        return self._lock.acquire(blocking, timeout)
+
+    def release(self):
+        self._lock.release()
+
+    def __enter__(self):
+        deadline = _deadline()
+        if deadline is None:
+            self._lock.acquire()
+        elif not self._lock.acquire(timeout=deadline.remaining()):
+            raise _Expired(QUEUED)
+        return self
+
+    def __exit__(self, *exc_info):
+        self._lock.release()
+
+
+class _Connection(connection.Connection):
+    """ovsdbapp's connection, queueing within each transaction's deadline.
+
+    :ivar in_doubt: python-ovs transactions sent by operations that gave
+        up before the answer came; touched by the connection thread only.
+    """
+
+    def __init__(self, idl, timeout):
+        super().__init__(idl, timeout)
+        self.lock = _DeadlineLock()
+        self.in_doubt = []
+
+    def queue_txn(self, txn):
+        try:
+            self.txns.put(txn, timeout=txn.deadline.remaining())
+        except queue.Full:
+            raise _Expired(QUEUED)
+
+
+class _Transaction(impl_idl.OvsVsctlTransaction):
+    """An ``ovs-vsctl``-like transaction bound by its operation's deadline.
+
+    Like ovsdbapp's, it bumps ``next_cfg`` and waits for ovs-vswitchd to
+    copy it to ``cur_cfg``; unlike it, every wait ends at the deadline, a
+    transaction whose caller gave up is never sent, and failures say at
+    which stage they happened (:class:`_Expired`) or what was refused
+    (:class:`_Refused`).
+
+    :param only_if: optional callable run in the connection thread against
+        the in-sync replica before anything is composed; when it returns
+        False nothing is sent and the result is ``[]``.
+    """
+
+    def __init__(self, api, ovsdb_connection, deadline, only_if=None):
+        super().__init__(api, ovsdb_connection, timeout=deadline.seconds,
+                         check_error=True, log_errors=False)
+        self.deadline = deadline
+        self.only_if = only_if
+        self.stage = QUEUED
+        self._stage_lock = threading.Lock()
+        self._abandoned = False
+
+    # -- the caller's side --------------------------------------------------
+
+    def commit(self):
+        self.ovsdb_connection.queue_txn(self)
+        try:
+            result = self.results.get(timeout=self.deadline.remaining())
+        except queue.Empty:
+            with self._stage_lock:
+                self._abandoned = True
+                stage = self.stage
+            raise _Expired(stage)
+        if isinstance(result, idlutils.ExceptionResult):
+            raise result.ex
+        return result
+
+    # -- the connection thread's side ----------------------------------------
+
+    def _enter(self, stage):
+        with self._stage_lock:
+            self.stage = stage
+
+    def do_commit(self):
+        with self._stage_lock:
+            if self._abandoned or self.deadline.expired():
+                # Its caller was told it failed: never send it.
+                raise _Expired(QUEUED)
+            self.stage = WAITING
+        idl = self.api.idl
+        while True:
+            self._wait_in_sync(idl)
+            if self.only_if is not None and not self.only_if():
+                self._enter(DONE)
+                return []
+            seqno = idl.change_seqno
+            txn = ovs_idl.Transaction(idl)
+            try:
+                # Bumps next_cfg; fails without the Open_vSwitch root row.
+                self.pre_commit(txn)
+                for command in self.commands:
+                    command.run_idl(txn)
+            except Exception as exc:
+                # Composed against the replica: e.g. RowNotFound for a
+                # missing bridge.  Nothing was sent.
+                txn.abort()
+                raise _Refused(str(exc) or type(exc).__name__)
+            self._enter(SENT)
+            status = self._commit(idl, txn)
+            if status is None:
+                self.ovsdb_connection.in_doubt.append(txn)
+                raise _Expired(SENT)
+            if status == txn.TRY_AGAIN:
+                # Lost connection, or a verify failed: nothing applied.
+                self._enter(WAITING)
+                self._wait_for_change(idl, seqno)
+                continue
+            if status in (txn.ERROR, txn.NOT_LOCKED, txn.ABORTED):
+                raise _Refused(_ovsdb_error(txn.get_error()))
+            if status == txn.SUCCESS:
+                for command in self.commands:
+                    command.post_commit(txn)
+                self._enter(COMMITTED)
+                self._wait_for_vswitchd(idl, txn.get_increment_new_value())
+            self._enter(DONE)
+            return [command.result for command in self.commands]
+
+    def _wait_in_sync(self, idl):
+        """Until connected, in sync, and no earlier write is in doubt."""
+        in_doubt = self.ovsdb_connection.in_doubt
+        while True:
+            idl.run()
+            # commit() of a transaction that is no longer the IDL's current
+            # one only returns its status (python-ovs Transaction.commit).
+            in_doubt[:] = [t for t in in_doubt
+                           if t.commit() == t.INCOMPLETE]
+            if idl.in_sync() and not in_doubt:
+                return
+            if self.deadline.expired():
+                raise _Expired(WAITING)
+            self.deadline.block(idl.wait)
+
+    def _commit(self, idl, txn):
+        """python-ovs ``commit_block``, ending at the deadline (None)."""
+        while True:
+            status = txn.commit()
+            if status != txn.INCOMPLETE:
+                return status
+            if self.deadline.expired():
+                return None
+            idl.run()
+            self.deadline.block(idl.wait, txn.wait)
+
+    def _wait_for_change(self, idl, seqno):
+        while idl.change_seqno == seqno and not idl.run():
+            if self.deadline.expired():
+                raise _Expired(WAITING)
+            self.deadline.block(idl.wait)
+
+    def _wait_for_vswitchd(self, idl, next_cfg):
+        while True:
+            idl.run()
+            if self.api.cur_cfg() >= next_cfg:
+                return
+            if self.deadline.expired():
+                raise _Expired(COMMITTED)
+            self.deadline.block(idl.wait)
+
+
+class _HostOvsdbApi(impl_idl.OvsdbIdl):
+    """``impl_idl.OvsdbIdl`` with its own connection and deadline txns.
 
     ovsdbapp's ``Backend`` stores the connection on the class and only sets
     it once per process, so a second API object silently talks to the first
@@ -61,18 +439,39 @@ class _PerInstanceOvsdbIdl(impl_idl.OvsdbIdl):
     def ovsdb_connection(self, conn):
         self._own_connection = conn
 
+    def create_transaction(self, check_error=False, log_errors=True,
+                           only_if=None, **kwargs):
+        deadline = _deadline() or _Deadline(self.ovsdb_connection.timeout)
+        return _Transaction(self, self.ovsdb_connection, deadline,
+                            only_if=only_if)
+
+    def _root(self):
+        rows = self.idl.tables['Open_vSwitch'].rows
+        return next(iter(rows.values()), None)
+
+    def cur_cfg(self):
+        root = self._root()
+        return root.cur_cfg if root is not None else 0
+
+    def vswitchd_behind(self):
+        """Whether ovs-vswitchd has yet to apply a committed change."""
+        root = self._root()
+        return root is not None and root.cur_cfg < root.next_cfg
+
 
 class OvsdbClient(object):
     """Port operations against one ovsdb-server.
 
     The connection is opened on first use, so a compute service starts even
-    while OVSDB is down, and is kept until :meth:`close`.
+    while OVSDB is down, and is kept until :meth:`close`; it reconnects by
+    itself after ovsdb-server restarts.
 
     :param connection: OVSDB connection string (``tcp:IP:PORT``,
         ``ssl:IP:PORT`` or ``unix:PATH``; on Windows ``unix:`` is a named
         pipe).
-    :param timeout: seconds any single OVSDB operation may take, including
-        connecting and waiting for ovs-vswitchd to apply a change.
+    :param timeout: seconds any single operation may take, counted from its
+        call: connecting, waiting behind other operations, and waiting for
+        ovs-vswitchd to apply a change included.
     """
 
     def __init__(self, connection, timeout):
@@ -81,59 +480,124 @@ class OvsdbClient(object):
         self._api = None
         self._lock = threading.Lock()
 
-    def _connect(self):
-        # get_schema_helper() blocks in python-ovs' Stream.open_block()
-        # without a deadline; run it aside so a black-holed remote cannot
-        # hold the caller past the configured timeout.
-        pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-        future = pool.submit(idlutils.get_schema_helper, self.connection,
-                             SCHEMA)
-        pool.shutdown(wait=False)
-        try:
-            helper = future.result(timeout=self.timeout)
-        except concurrent.futures.TimeoutError:
-            raise exception.OvsdbUnreachable(
-                connection=self.connection,
-                reason='no schema received within %s s' % self.timeout)
-        except Exception as exc:
-            raise exception.OvsdbUnreachable(connection=self.connection,
-                                             reason=str(exc))
+    def _connect(self, deadline):
+        reasons = []
+        for remote in idlutils.parse_connection(self.connection):
+            try:
+                helper = _fetch_schema(remote, deadline)
+                break
+            except _Unreachable as exc:
+                reasons.append(exc.reason)
+        else:
+            raise _Unreachable('; '.join(reasons))
         for table in TABLES:
             helper.register_table(table)
-        idl = connection.OvsdbIdl(self.connection, helper)
-        conn = connection.Connection(idl=idl, timeout=self.timeout)
+        idl = _HostIdl(self.connection, helper)
         try:
-            return _PerInstanceOvsdbIdl(conn)
-        except ovsdbapp_exc.OvsdbConnectionUnavailable as exc:
-            conn.stop()
-            raise exception.OvsdbUnreachable(connection=self.connection,
-                                             reason=str(exc))
+            conn = _Connection(idl, self.timeout)
+            # Not started yet: its indexes must exist before the first
+            # snapshot arrives (python-ovs indexes only rows added later).
+            api = _HostOvsdbApi(conn, start=False)
+            # The first snapshot, in this thread, before ovsdbapp's
+            # Connection.start() would wait a full timeout of its own.
+            while True:
+                idl.run()
+                if idl.has_ever_connected():
+                    break
+                if deadline.expired():
+                    raise _Unreachable('no answer within %s s'
+                                       % deadline.seconds)
+                deadline.block(idl.wait)
+            # Starts the connection thread; waits no more.
+            conn.start()
+            return api
+        except Exception:
+            idl.close()
+            raise
 
     @property
     def api(self):
-        with self._lock:
+        """The ovsdbapp API object, connected within the current deadline.
+
+        :raises _Unreachable, _Expired: use it inside :meth:`_run`.
+        """
+        deadline = _deadline() or _Deadline(self.timeout)
+        if not self._lock.acquire(timeout=deadline.remaining()):
+            # Another operation is connecting and has not made it yet.
+            raise _Unreachable('no answer within %s s' % self.timeout)
+        try:
             if self._api is None:
-                self._api = self._connect()
+                self._api = self._connect(deadline)
             return self._api
+        finally:
+            self._lock.release()
 
     def _run(self, what, func):
-        """Run ``func`` and turn transport failures into OvsdbUnreachable."""
+        """Run ``func`` under one deadline; raise the plugin's errors.
+
+        :param what: the operation, for messages, e.g. ``adding port X to
+            br-int``.
+        :raises exception.OvsdbUnreachable: ovsdb-server did not answer.
+        :raises exception.OvsdbRefused: ovsdb-server refused it.
+        :raises exception.VswitchdNotApplying: committed, not applied.
+
+        Called from within another ``_run`` (one operation made of
+        several), it keeps the outer deadline.
+        """
+        outer = _deadline()
+        if outer is None:
+            _current.deadline = _Deadline(self.timeout)
         try:
             return func()
-        except exception.OvsdbUnreachable:
-            raise
-        except ovsdbapp_exc.TimeoutException as exc:
+        except _Unreachable as exc:
             raise exception.OvsdbUnreachable(
-                connection=self.connection,
-                reason='%s did not finish within %s s (%s)' % (
-                    what, self.timeout, exc))
-        except RuntimeError as exc:
-            # ovsdbapp's do_commit() raises a bare RuntimeError("OVS
-            # transaction timed out") when it keeps getting TRY_AGAIN, which
-            # is what a lost connection looks like.
-            raise exception.OvsdbUnreachable(
-                connection=self.connection,
-                reason='%s failed: %s' % (what, exc))
+                connection=self.connection, reason=exc.reason,
+                may_have_written=False)
+        except _Refused as exc:
+            raise exception.OvsdbRefused(operation=what, reason=exc.reason,
+                                         may_have_written=False)
+        except _Expired as exc:
+            raise self._expired(what, exc.stage)
+        except (idlutils.RowNotFound, ovsdbapp_exc.OvsdbAppException) as exc:
+            raise exception.OvsdbRefused(operation=what, reason=str(exc),
+                                         may_have_written=False)
+        finally:
+            if outer is None:
+                _current.deadline = None
+
+    def _expired(self, what, stage):
+        """The error for an operation whose deadline passed at ``stage``.
+
+        After the deadline, look at what the connection saw: a session
+        that is down or never answered blames ovsdb-server; a commit
+        ovs-vswitchd did not apply blames ovs-vswitchd, also for an
+        operation that spent its time behind such a commit (and may have
+        been sent just before its deadline).
+        """
+        api = self._api
+        answers = api is not None and api.idl.in_sync()
+        written = stage in (SENT, COMMITTED)
+        if answers and (stage == COMMITTED or api.vswitchd_behind()):
+            return exception.VswitchdNotApplying(
+                operation=what, timeout=self.timeout,
+                connection=self.connection, may_have_written=written)
+        if stage == SENT or answers:
+            reason = 'no answer within %s s' % self.timeout
+        elif api is not None and api.idl.is_connected():
+            reason = 'not in sync within %s s' % self.timeout
+        else:
+            reason = 'not connected within %s s' % self.timeout
+        return exception.OvsdbUnreachable(
+            connection=self.connection, reason=reason,
+            may_have_written=written)
+
+    def _transact(self, commands, only_if=None):
+        """Commit ``commands`` (built from ``api``) in one transaction."""
+        api = self.api
+        with api.transaction(only_if=only_if) as txn:
+            for command in commands(api):
+                txn.add(command)
+        return api
 
     def add_vif_port(self, bridge, port_name, external_ids,
                      datapath_type=None):
@@ -153,23 +617,25 @@ class OvsdbClient(object):
         :returns: :class:`PortStatus` read back after ovs-vswitchd applied
             the change.
         :raises exception.OvsdbUnreachable: no answer within the timeout.
-        :raises ovsdbapp.exceptions.OvsdbAppException: the transaction was
-            refused.
+        :raises exception.OvsdbRefused: the transaction was refused.
+        :raises exception.VswitchdNotApplying: committed, but ovs-vswitchd
+            did not apply it within the timeout.
         """
+        bridge_args = {'may_exist': True}
+        if datapath_type:
+            bridge_args['datapath_type'] = datapath_type
+
+        def commands(api):
+            return [api.add_br(bridge, **bridge_args),
+                    # add_port() applies interface attributes only when it
+                    # inserts, so the external_ids go through db_set(),
+                    # which merges them into an existing row as well.
+                    api.add_port(bridge, port_name, may_exist=True),
+                    api.db_set('Interface', port_name,
+                               ('external_ids', external_ids))]
+
         def plug():
-            api = self.api
-            bridge_args = {'may_exist': True}
-            if datapath_type:
-                bridge_args['datapath_type'] = datapath_type
-            with api.transaction(check_error=True) as txn:
-                txn.add(api.add_br(bridge, **bridge_args))
-                # add_port() applies interface attributes only when it
-                # inserts, so the external_ids go through db_set(), which
-                # merges them into an existing row as well.
-                txn.add(api.add_port(bridge, port_name, may_exist=True))
-                txn.add(api.db_set('Interface', port_name,
-                                   ('external_ids', external_ids)))
-            return self._read_status(api, port_name)
+            return self._read_status(self._transact(commands), port_name)
 
         return self._run('adding port %s to %s' % (port_name, bridge), plug)
 
@@ -177,7 +643,8 @@ class OvsdbClient(object):
     def _read_status(api, port_name):
         rows = api.db_list('Interface', [port_name],
                            columns=['ofport', 'error'],
-                           if_exists=True).execute(check_error=True)
+                           if_exists=True).execute(check_error=True,
+                                                   log_errors=False)
         if not rows:
             return PortStatus(None, 'interface missing after commit')
         row = rows[0]
@@ -189,14 +656,37 @@ class OvsdbClient(object):
     def delete_port(self, bridge, port_name):
         """Delete a port; a port that does not exist is not an error.
 
+        Whether it exists is decided on a replica in sync with the server
+        and after every earlier write's outcome is known, so a port whose
+        creation was still in flight is not missed.  A missing port costs
+        no transaction, so no wait for ovs-vswitchd either.
+
+        Once ovsdb-server committed the removal, the port is gone for
+        neutron-openvswitch-agent and ovs-vswitchd drops it from the
+        datapath when it next reconfigures, so an ovs-vswitchd that does
+        not apply it within the timeout is logged, not raised.
+
         :raises exception.OvsdbUnreachable: no answer within the timeout.
+        :raises exception.OvsdbRefused: the transaction was refused.
         """
         def unplug():
             api = self.api
-            api.del_port(port_name, bridge=bridge,
-                         if_exists=True).execute(check_error=True)
 
-        self._run('deleting port %s from %s' % (port_name, bridge), unplug)
+            def port_exists():
+                return idlutils.row_by_value(api.idl, 'Port', 'name',
+                                             port_name, None) is not None
+
+            self._transact(
+                lambda api: [api.del_port(port_name, bridge=bridge,
+                                          if_exists=True)],
+                only_if=port_exists)
+
+        what = 'deleting port %s from %s' % (port_name, bridge)
+        try:
+            self._run(what, unplug)
+        except exception.VswitchdNotApplying as exc:
+            LOG.warning('OVS port %(port)s is removed from OVSDB, but %(err)s',
+                        {'port': port_name, 'err': exc})
 
     def bridge_exists(self, bridge):
         """Whether ``bridge`` is in this server's Bridge table.
@@ -206,7 +696,8 @@ class OvsdbClient(object):
         :raises exception.OvsdbUnreachable: no answer within the timeout.
         """
         def lookup():
-            return bool(self.api.br_exists(bridge).execute(check_error=True))
+            return bool(self.api.br_exists(bridge).execute(
+                check_error=True, log_errors=False))
 
         return self._run('looking up bridge %s' % bridge, lookup)
 

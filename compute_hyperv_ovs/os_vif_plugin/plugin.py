@@ -22,7 +22,7 @@ from os_vif import plugin
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from compute_hyperv_ovs.os_vif_plugin import exception  # noqa: F401 (raised)
+from compute_hyperv_ovs.os_vif_plugin import exception  # noqa: F401 (docs)
 from compute_hyperv_ovs.os_vif_plugin import ovsdb
 
 LOG = logging.getLogger(__name__)
@@ -73,10 +73,13 @@ class HyperVOvsPlugin(plugin.PluginBase):
         cfg.IntOpt('timeout',
                    default=120,
                    min=1,
-                   help='Seconds one OVSDB operation may take, including '
-                        'connecting and waiting for ovs-vswitchd to apply '
-                        'the change. A plug that cannot finish in time '
-                        'fails with an error naming ovsdb_connection.'),
+                   help='Seconds one port operation (plug, unplug) may '
+                        'take, counted from its start: connecting, waiting '
+                        'behind other operations, and waiting for '
+                        'ovs-vswitchd to apply the change included. An '
+                        'operation that cannot finish in time fails with an '
+                        'error naming ovsdb-server (and ovsdb_connection) or '
+                        'ovs-vswitchd, whichever did not answer.'),
     )
 
     def __init__(self, config):
@@ -145,7 +148,11 @@ class HyperVOvsPlugin(plugin.PluginBase):
         :param instance_info: ``os_vif.objects.instance_info.InstanceInfo``.
         :returns: :class:`ovsdb.PortStatus` of the Interface.
         :raises os_vif.exception.PlugException: not a VIFOpenVSwitch.
-        :raises exception.OvsdbUnreachable: no answer within the timeout.
+        :raises exception.OvsdbUnreachable: ovsdb-server did not answer
+            within the timeout.
+        :raises exception.OvsdbRefused: ovsdb-server refused the change.
+        :raises exception.VswitchdNotApplying: committed, but ovs-vswitchd
+            did not apply it within the timeout.
         """
         status = self._add_port(vif, instance_info)
         bridge = vif.network.bridge
@@ -167,8 +174,13 @@ class HyperVOvsPlugin(plugin.PluginBase):
     def unplug(self, vif, instance_info):
         """Delete the VIF's OVS port; unplugging twice is harmless.
 
+        A removal ovsdb-server committed is done, even if ovs-vswitchd did
+        not apply it in time (logged).
+
         :raises os_vif.exception.PlugException: not a VIFOpenVSwitch.
-        :raises exception.OvsdbUnreachable: no answer within the timeout.
+        :raises exception.OvsdbUnreachable: ovsdb-server did not answer
+            within the timeout, or an earlier write's outcome is unknown.
+        :raises exception.OvsdbRefused: ovsdb-server refused the removal.
         """
         self._check_vif(vif)
         self.ovsdb.delete_port(vif.network.bridge, vif.id)
@@ -190,7 +202,11 @@ class HyperVOvsPlugin(plugin.PluginBase):
         :param instance_info: as for :meth:`plug`.
         :returns: :class:`ovsdb.PortStatus` of the Interface.
         :raises os_vif.exception.PlugException: not a VIFOpenVSwitch.
-        :raises exception.OvsdbUnreachable: no answer within the timeout.
+        :raises exception.OvsdbUnreachable: ovsdb-server did not answer
+            within the timeout.
+        :raises exception.OvsdbRefused: ovsdb-server refused the change.
+        :raises exception.VswitchdNotApplying: committed, but ovs-vswitchd
+            did not apply it within the timeout.
         """
         status = self._add_port(vif, instance_info)
         LOG.debug('OVS port %(port)s registered on %(bridge)s ahead of its '
@@ -307,3 +323,7 @@ class HyperVOvsPlugin(plugin.PluginBase):
         self._check_vif(vif)
         return self.ovsdb.replace_vif_port(
             vif.network.bridge, vif.id, self._external_ids(vif, instance_info))
+
+    def close(self):
+        """Close this plugin's OVSDB connection; the next call reopens it."""
+        self.ovsdb.close()

@@ -195,7 +195,8 @@ class BadInputTest(BootTestBase):
         server, port = self.boot(image, expected_state='ERROR')
 
         fault = server['fault']['message']
-        self.assertIn('OVSDB at %s is unreachable' % switch.connection, fault)
+        self.assertIn('ovsdb-server at %s is unreachable' % switch.connection,
+                      fault)
         self.assertIn('ovsdb_connection', fault)
         # The database survives on disk: read it back to see no port.
         switch.start()

@@ -69,7 +69,7 @@ class CleanupHostTest(test.NoDBTestCase):
             self.driver = virt_driver.load_compute_driver(
                 None, 'compute_hyperv_ovs.driver.HyperVOVSDriver')
             self.vmutils = utilsfactory.get_vmutils()
-        self.addCleanup(self.driver._vif_plugin.ovsdb.close)
+        self.addCleanup(self.driver._vif_plugin.close)
         self.instance = objects.Instance(
             id=1, uuid=uuidutils.generate_uuid(), project_id='p',
             user_id='u')

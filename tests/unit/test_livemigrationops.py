@@ -76,7 +76,7 @@ class LiveMigrationOpsTestBase(test.TestCase):
 
     def make_ops(self, hostname):
         vif_plugin = plugin.HyperVOvsPlugin.load(plugin.PLUGIN_NAME)
-        self.addCleanup(vif_plugin.ovsdb.close)
+        self.addCleanup(vif_plugin.close)
         with self.hosts.building(hostname):
             return livemigrationops.LiveMigrationOps(
                 vmops.VMOps(None, vif_plugin), vif_plugin)
@@ -414,7 +414,7 @@ class DriverFacadeTest(LiveMigrationOpsTestBase):
         with self.hosts.building('host2'):
             driver = virt_driver.load_compute_driver(
                 None, 'compute_hyperv_ovs.driver.HyperVOVSDriver')
-        self.addCleanup(driver._vif_plugin.ovsdb.close)
+        self.addCleanup(driver._vif_plugin.close)
         self.assertIsInstance(driver._livemigrationops,
                               livemigrationops.LiveMigrationOps)
         data = migrate_data_obj.HyperVLiveMigrateData(

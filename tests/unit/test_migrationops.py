@@ -40,7 +40,7 @@ class MigrationOpsTestBase(test.NoDBTestCase):
             'host1', vswitch_name=VSWITCH,
             instances_path=os.path.join(test.CONF.instances_path, 'host1'))
         vif_plugin = plugin.HyperVOvsPlugin.load(plugin.PLUGIN_NAME)
-        self.addCleanup(vif_plugin.ovsdb.close)
+        self.addCleanup(vif_plugin.close)
         with self.hosts.building('host1'):
             self.ops = migrationops.MigrationOps(
                 vmops.VMOps(None, vif_plugin))
@@ -134,7 +134,7 @@ class DriverFacadeTest(MigrationOpsTestBase):
         with self.hosts.building('host1'):
             driver = virt_driver.load_compute_driver(
                 None, 'compute_hyperv_ovs.driver.HyperVOVSDriver')
-        self.addCleanup(driver._vif_plugin.ovsdb.close)
+        self.addCleanup(driver._vif_plugin.close)
 
         self.assertIsInstance(driver._migrationops, migrationops.MigrationOps)
         self.assertIs(driver._vmops, driver._migrationops._vmops)

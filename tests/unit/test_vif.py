@@ -46,7 +46,7 @@ class VIFDriverTestCase(test.NoDBTestCase):
 
         vif_plugin = plugin.HyperVOvsPlugin.load(plugin.PLUGIN_NAME)
         self.vif_plugin = vif_plugin
-        self.addCleanup(vif_plugin.ovsdb.close)
+        self.addCleanup(vif_plugin.close)
         with self.hosts.building('host1'):
             self.vif_driver = vif.HyperVOVSVIFDriver(vif_plugin)
             self.vmutils = utilsfactory.get_vmutils()

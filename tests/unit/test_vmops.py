@@ -199,7 +199,7 @@ class DestroyAfterRefusedPlugTestCase(CachedImageMixin, VMOpsTestCase):
         self.flags(vswitch_name='ovs-switch', group='hyperv')
         self.hosts['host1'].add_vswitch('ovs-switch')
         vif_plugin = plugin.HyperVOvsPlugin.load(plugin.PLUGIN_NAME)
-        self.addCleanup(vif_plugin.ovsdb.close)
+        self.addCleanup(vif_plugin.close)
         with self.hosts.building('host1'):
             self.vmops = vmops.VMOps(FakeVirtAPI(), vif_plugin)
 

@@ -49,7 +49,7 @@ class PluginTestCase(testtools.TestCase):
         self.conf.config(ovsdb_connection=connection, timeout=timeout,
                          group=plugin.CONFIG_GROUP)
         loaded = plugin.HyperVOvsPlugin.load(plugin.PLUGIN_NAME)
-        self.addCleanup(loaded.ovsdb.close)
+        self.addCleanup(loaded.close)
         return loaded
 
     def assert_port(self, ovs_fixture, vif, instance_info):
