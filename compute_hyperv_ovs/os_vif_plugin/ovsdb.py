@@ -361,7 +361,14 @@ class _Transaction(impl_idl.OvsVsctlTransaction):
                 # missing bridge.  Nothing was sent.
                 txn.abort()
                 raise _Refused(str(exc) or type(exc).__name__)
-            self._enter(SENT)
+            with self._stage_lock:
+                # Checked again here, atomically with the caller's giving
+                # up: the wait above can end (ovsdb-server back, replica in
+                # sync) after the caller was told "not sent".
+                if self._abandoned or self.deadline.expired():
+                    txn.abort()
+                    raise _Expired(QUEUED)
+                self.stage = SENT
             status = self._commit(idl, txn)
             if status is None:
                 self.ovsdb_connection.in_doubt.append(txn)
