@@ -40,6 +40,8 @@ import sys  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..'))
 
 from nova.cmd import compute  # noqa: E402
+from nova import config  # noqa: E402
+from nova.virt import node  # noqa: E402
 
 from tests.fixtures import hyperv  # noqa: E402
 from tests.fixtures import hyperv_state  # noqa: E402
@@ -48,6 +50,26 @@ from tests.fixtures import hyperv_state  # noqa: E402
 def _host_spec(text):
     name, ip, directory = text.split(':', 2)
     return name, ip, os.path.abspath(directory)
+
+
+def _keep_node_identity(node_uuid):
+    """Record the simulated host's node uuid in ``state_path/compute_id``.
+
+    On a real host nova's own ``get_local_node_uuid`` writes that file at
+    the first start, and from the second start on nova-compute refuses to
+    start without it ("No local node identity found, but this is not our
+    first startup on this host").  The simulated host answers the uuid
+    itself (HyperVHostsFixture patches ``get_local_node_uuid``), so the file
+    is written here, once nova has read its configuration (state_path).
+    """
+    parse_args = config.parse_args
+
+    def parse_args_and_keep_identity(*args, **kwargs):
+        parse_args(*args, **kwargs)
+        if node.read_local_node_uuid() is None:
+            node.write_local_node_uuid(node_uuid)
+
+    config.parse_args = parse_args_and_keep_identity
 
 
 def main(argv):
@@ -72,6 +94,7 @@ def main(argv):
         stores.append(hyperv_state.HostStateStore(host, directory))
     synced = hyperv_state.SyncedHosts(stores)
     synced.install()
+    _keep_node_identity(stores[0].host.node_uuid)
 
     sys.argv = [os.path.join(os.path.dirname(sys.executable),
                              'nova-compute')] + nova_args

@@ -98,4 +98,3 @@ class HostStateTestCase(testtools.TestCase):
         os.replace(store1.path, store2.path)
         vmutils = self._utils('host2', 'vmutils')
         self.assertRaises(ValueError, vmutils.list_instances)
-

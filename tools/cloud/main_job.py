@@ -10,6 +10,7 @@ libvirt (``virsh``) and the compute logs.
   2. both ACTIVE on their hosts; both ports ACTIVE and bound to them
   3. hv1: the VM on the simulated host, the OVS Interface, the local VLAN
      tag, the network-vif-plugged event
+  3a. nova-compute on hv1 restarted finds the same host (state in its dir)
   4. tunnels hv1 <-> kvm1 and a trace of a frame each way
   5. live migration (block, shared-nothing) of the hv1 server to hv2
   6. delete both: nothing left on any host, in placement or in neutron
@@ -36,6 +37,9 @@ STATE = os.path.join(os.environ.get('HYPERV_OVS_CLOUD_DIR',
 BIN = os.path.dirname(sys.executable)
 HOST_IP = {'hv1': '127.0.0.11', 'hv2': '127.0.0.12', 'kvm1': '127.0.0.13'}
 FLAVOR = 'cloud.small'
+TOOLS = os.path.dirname(os.path.abspath(__file__))
+# os-win's Msvm_ComputerSystem EnabledState values.
+POWER_STATES = {2: 'Running', 3: 'Off', 32768: 'Paused', 32769: 'Saved'}
 NET = 'job-net'
 
 
@@ -264,9 +268,9 @@ def main():
     vm = sim_vm('hv1', name)
     check(vm is not None, 'VM %s exists on the simulated host hv1' % name)
     if vm:
-        print('  VM %s: generation %d, %d vCPU, %d MB, power state %d' % (
+        print('  VM %s: generation %d, %d vCPU, %d MB, %s' % (
             name, vm['generation'], vm['vcpus'], vm['memory_mb'],
-            vm['power_state']))
+            POWER_STATES.get(vm['power_state'], vm['power_state'])))
         for d in vm['drives']:
             print('    %s %s on %s controller %s slot %s' % (
                 d['drive_type'], d['path'], d['controller_type'],
@@ -313,6 +317,25 @@ def main():
               'to %s' % (host, start and start.time(), end and end.time()))
     check(waits['hv1'] is not None,
           'hv1 nova-compute waited for network-vif-plugged and got it')
+
+    step('3a. nova-compute on hv1 restarted: the same simulated host')
+    run([os.path.join(TOOLS, 'cloud'), 'restart', 'compute-hv1'])
+    wait_for('nova-compute on hv1 up', lambda: [
+        s for s in conn.compute.services(binary='nova-compute', host='hv1')
+        if s.state == 'up'], timeout=90, interval=1)
+    info = osc('server', 'show', hv.id)
+    vm = sim_vm('hv1', name)
+    print('  %s: %s, power state %s; VM %s on hv1: %s' % (
+        info['name'], info['status'], info['OS-EXT-STS:power_state'], name,
+        vm and POWER_STATES.get(vm['power_state'], vm['power_state'])))
+    check(info['status'] == 'ACTIVE' and
+          info['OS-EXT-STS:power_state'] == 1,
+          'the server is still ACTIVE and running')
+    check(vm is not None and vm['power_state'] == 2,
+          'the restarted nova-compute finds the VM running on hv1')
+    check(ovs_find('hv1', 'Interface',
+                   'external_ids:iface-id=%s' % hv_port['id']),
+          'its OVS port is still on hv1')
 
     step('4. tunnels between hv1 and kvm1, and a frame traced each way')
     kvm_iface, = ovs_find('kvm1', 'Interface',
