@@ -1,0 +1,100 @@
+"""The simulated Hyper-V host's state kept in the host's directory.
+
+The all-in-one cloud runs each simulated host in its own nova-compute
+process (tests/cloud/hyperv_compute.py); these tests check that a host's
+state survives a restart and that a live migration hands the VM over
+through the destination's state file.
+"""
+
+import json
+import os
+
+import fixtures
+from os_win import utilsfactory
+from oslo_config import fixture as config_fixture
+from oslo_utils import uuidutils
+import testtools
+
+import nova.conf
+
+from tests.fixtures import hyperv
+from tests.fixtures import hyperv_state
+
+CONF = nova.conf.CONF
+
+
+class HostStateTestCase(testtools.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.tmp = self.useFixture(fixtures.TempDir()).path
+        CONF([], default_config_files=[])
+        self.useFixture(config_fixture.Config(CONF)).config(
+            instances_path=os.path.join(self.tmp, 'instances'))
+        self.hosts = self.useFixture(hyperv.HyperVHostsFixture())
+        self.host1 = self.hosts.add_host(
+            'host1', vswitch_name='external',
+            instances_path=os.path.join(self.tmp, 'host1'))
+        self.host2 = self.hosts.add_host(
+            'host2', vswitch_name='external',
+            instances_path=os.path.join(self.tmp, 'host2'))
+
+    def _utils(self, hostname, kind):
+        with self.hosts.building(hostname):
+            return getattr(utilsfactory, 'get_%s' % kind)()
+
+    def _new_vm(self, vmutils, name, gen=1, vcpus=1):
+        vmutils.create_vm(name, False, gen, self.host1.instances_path,
+                          [uuidutils.generate_uuid()])
+        vmutils.update_vm(name, 1024, None, vcpus, None, False, 1.0)
+
+    def _stores(self):
+        stores = []
+        for host in (self.host1, self.host2):
+            directory = os.path.join(self.tmp, 'state-' + host.hostname)
+            stores.append(hyperv_state.HostStateStore(host, directory))
+        synced = hyperv_state.SyncedHosts(stores)
+        synced.install()
+        self.addCleanup(synced.uninstall)
+        self.synced = synced
+        return stores
+
+    def test_vm_survives_a_restart(self):
+        store1, _store2 = self._stores()
+        vmutils = self._utils('host1', 'vmutils')
+        self._new_vm(vmutils, 'instance-1', gen=2, vcpus=2)
+        netutils = self._utils('host1', 'networkutils')
+        vmutils.create_nic('instance-1', 'port-1', 'fa:16:3e:00:00:01')
+        netutils.connect_vnic_to_vswitch('external', 'port-1')
+        with open(store1.path) as f:
+            saved = json.load(f)
+        self.assertEqual(['instance-1'], [vm['name'] for vm in saved['vms']])
+
+        # A restarted nova-compute: a new process's host starts empty and
+        # reads the file at the first call.
+        self.synced.uninstall()
+        self.host1._vms.clear()
+        self.host1._vswitches.clear()
+        self._stores()
+        self.assertEqual(['instance-1'], vmutils.list_instances())
+        vm = self.host1.vms['instance-1']
+        self.assertEqual(2, vm.generation)
+        self.assertEqual(2, vm.vcpus)
+        self.assertEqual('external', vm.nics['port-1'].vswitch)
+
+    def test_live_migration_hands_the_vm_over(self):
+        _store1, store2 = self._stores()
+        vmutils = self._utils('host1', 'vmutils')
+        self._new_vm(vmutils, 'instance-1')
+        lmutils = self._utils('host1', 'livemigrationutils')
+        lmutils.live_migrate_vm('instance-1', 'host2')
+        with open(store2.path) as f:
+            saved = json.load(f)
+        self.assertEqual(['instance-1'], [vm['name'] for vm in saved['vms']])
+        self.assertEqual([], self._utils('host1', 'vmutils').list_instances())
+
+    def test_state_of_another_host_is_refused(self):
+        store1, store2 = self._stores()
+        os.replace(store1.path, store2.path)
+        vmutils = self._utils('host2', 'vmutils')
+        self.assertRaises(ValueError, vmutils.list_instances)

@@ -1,0 +1,467 @@
+"""The main job on the all-in-one cloud (issue 8), with its assertions.
+
+Runs through the ``openstack`` CLI (every command is printed with ``$``);
+openstacksdk only polls (server status, ports) and reads placement.  What it
+reads on the hosts: each simulated Hyper-V host's state file, each host's
+own OVSDB (``ovs-vsctl``) and ovs-vswitchd (``ovs-appctl ofproto/trace``),
+libvirt (``virsh``) and the compute logs.
+
+  1. a VXLAN network and subnet; a server on hv1 and one on kvm1
+  2. both ACTIVE on their hosts; both ports ACTIVE and bound to them
+  3. hv1: the VM on the simulated host, the OVS Interface, the local VLAN
+     tag, the network-vif-plugged event
+  3a. nova-compute on hv1 restarted finds the same host (state in its dir)
+  4. tunnels hv1 <-> kvm1 and a trace of a frame each way
+  5. live migration (block, shared-nothing) of the hv1 server to hv2
+  6. delete both: nothing left on any host, in placement or in neutron
+
+Prints boot-to-ACTIVE on hv1 and kvm1 and the network-vif-plugged wait.
+Exit status 0 when every check passed.  Run by ``tools/cloud/main-job``
+with the cloud's virtualenv and OS_CLIENT_CONFIG_FILE set.
+"""
+
+import datetime
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import openstack
+
+CLOUD = 'hyperv-ovs-admin'
+MICROVERSION = os.environ.get('NOVA_MICROVERSION', '2.79')
+STATE = os.path.join(os.environ.get('HYPERV_OVS_CLOUD_DIR',
+                                    '/var/tmp/hyperv-ovs-cloud'), 'state')
+BIN = os.path.dirname(sys.executable)
+HOST_IP = {'hv1': '127.0.0.11', 'hv2': '127.0.0.12', 'kvm1': '127.0.0.13'}
+FLAVOR = 'cloud.small'
+TOOLS = os.path.dirname(os.path.abspath(__file__))
+# os-win's Msvm_ComputerSystem EnabledState values.
+POWER_STATES = {2: 'Running', 3: 'Off', 32768: 'Paused', 32769: 'Saved'}
+NET = 'job-net'
+
+
+class Checks(object):
+    def __init__(self):
+        self.passed = 0
+        self.failed = []
+
+    def __call__(self, condition, what):
+        if condition:
+            self.passed += 1
+            print('    ok   %s' % what)
+        else:
+            self.failed.append(what)
+            print('    FAIL %s' % what)
+        return condition
+
+
+check = Checks()
+
+
+def step(text):
+    print('\n== %s' % text, flush=True)
+
+
+def host_dir(host):
+    return os.path.join(STATE, 'hosts', host)
+
+
+def run(cmd, quiet=False):
+    if not quiet:
+        print('  $ %s' % ' '.join(cmd), flush=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode:
+        raise RuntimeError('%s failed (%d): %s' % (' '.join(cmd),
+                                                   proc.returncode,
+                                                   proc.stderr.strip()))
+    return proc.stdout
+
+
+def osc(*args, fmt=True):
+    """An ``openstack`` CLI command; parsed JSON output with fmt."""
+    cmd = [os.path.join(BIN, 'openstack'), '--os-cloud', CLOUD,
+           '--os-compute-api-version', MICROVERSION] + list(args)
+    printable = ['openstack'] + list(args)
+    print('  $ %s' % ' '.join(printable), flush=True)
+    out = run(cmd + (['-f', 'json'] if fmt else []), quiet=True)
+    return json.loads(out) if fmt and out.strip() else out
+
+
+def vsctl(host, *args):
+    return run(['ovs-vsctl', '--timeout=10',
+                '--db=unix:%s/ovs/db.sock' % host_dir(host)] + list(args),
+               quiet=True)
+
+
+def _ovsdb_value(value):
+    if isinstance(value, list) and len(value) == 2:
+        kind, payload = value
+        if kind == 'set':
+            return [_ovsdb_value(v) for v in payload]
+        if kind == 'map':
+            return {k: _ovsdb_value(v) for k, v in payload}
+        if kind == 'uuid':
+            return payload
+    return value
+
+
+def ovs_find(host, table, *conditions, columns='name,ofport,external_ids'):
+    out = vsctl(host, '--format=json', '--columns=' + columns, 'find',
+                table, *conditions)
+    doc = json.loads(out)
+    return [dict(zip(doc['headings'], (_ovsdb_value(v) for v in row)))
+            for row in doc['data']]
+
+
+def br_int_ports(host):
+    return [p for p in vsctl(host, 'list-ports', 'br-int').split()
+            if not p.startswith(('patch-', 'int-'))]
+
+
+def tunnel_ofport(host, remote):
+    found = [t['ofport'] for t in ovs_find(host, 'Interface', 'type=vxlan',
+                                           columns='name,ofport,options')
+             if t['options'].get('remote_ip') == HOST_IP[remote]]
+    return found[0] if found else None
+
+
+def leaves_through(out, vni, ofport):
+    """True when the trace's br-tun part sends the VNI to the tunnel.
+
+    That is: a set_field (or load) of the VNI into tun_id, then an output
+    to the tunnel's ofport.
+
+    The OpenFlow part of the trace is read, not the datapath actions: on
+    the simulated hosts' dummy datapath a VXLAN port is a plain dummy
+    port, so the datapath actions show no set(tunnel(...)).
+    """
+    part = out.split('bridge("br-tun")', 1)
+    if len(part) < 2 or ofport is None:
+        return False
+    tun = part[1]
+    sets_vni = re.search(r'(load:%#x->NXM_NX_TUN_ID\[\]|set_field:%#x->tun_id)'
+                         % (vni, vni), tun)
+    return bool(sets_vni) and bool(
+        re.search(r'output:%d\b' % ofport, tun[sets_vni.start():]))
+
+
+def trace(host, in_port, src_mac, dst_mac):
+    flow = ('in_port=%s,dl_src=%s,dl_dst=%s,dl_type=0x0800,nw_src=10.0.0.1,'
+            'nw_dst=10.0.0.2' % (in_port, src_mac, dst_mac))
+    cmd = ['ovs-appctl', '-t', '%s/ovs/ovs-vswitchd.ctl' % host_dir(host),
+           'ofproto/trace', 'br-int', flow]
+    print('  $ %s' % ' '.join(cmd[:2] + ['%s/ovs/ovs-vswitchd.ctl'
+                                         % host_dir(host)] + cmd[3:]))
+    return run(cmd, quiet=True)
+
+
+def show_trace(out):
+    """Print the br-tun part of a trace and its datapath actions."""
+    tun = out.split('bridge("br-tun")', 1)
+    for line in (tun[1] if len(tun) > 1 else out).splitlines():
+        line = line.strip()
+        if line and not line.startswith('-'):
+            print('    | %s' % line)
+
+
+def sim_vm(host, name):
+    """The VM named name in the simulated Hyper-V host's state, or None."""
+    with open(os.path.join(host_dir(host), 'hyperv-host.json')) as f:
+        state = json.load(f)
+    for vm in state['vms']:
+        if vm['name'] == name:
+            return vm
+    return None
+
+
+def log_times(path, server_id, port_id):
+    """When nova-compute began and ended its wait for network-vif-plugged.
+
+    :returns: (start, end) datetimes from the compute log (DEBUG lines);
+        None where not found.
+    """
+    start = end = None
+    event = 'network-vif-plugged-%s' % port_id
+    with open(path) as f:
+        for line in f:
+            if event not in line:
+                continue
+            stamp = datetime.datetime.strptime(line[:23],
+                                               '%Y-%m-%d %H:%M:%S.%f')
+            if 'Preparing to wait for external event' in line:
+                start = start or stamp
+            elif ('Processing event' in line or 'Received event' in line):
+                end = end or stamp
+    return start, end
+
+
+def wait_for(what, func, timeout=180, interval=0.25):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = func()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise RuntimeError('timed out after %ss waiting for %s'
+                               % (timeout, what))
+        time.sleep(interval)
+
+
+def boot(conn, name, image, az_host):
+    server = osc('server', 'create', '--flavor', FLAVOR, '--image', image,
+                 '--network', NET, '--availability-zone', az_host, name)
+    t0 = time.monotonic()
+
+    def active():
+        s = conn.compute.get_server(server['id'])
+        if s.status == 'ERROR':
+            raise RuntimeError('server %s went to ERROR: %s'
+                               % (name, s.fault))
+        return s if s.status == 'ACTIVE' else None
+    s = wait_for('%s ACTIVE' % name, active, interval=0.1)
+    return s, time.monotonic() - t0
+
+
+def main():
+    conn = openstack.connect(cloud=CLOUD)
+    started = time.monotonic()
+    times = {}
+
+    step('1. a VXLAN network and subnet; a server on hv1 and one on kvm1')
+    net = osc('network', 'create', '--provider-network-type', 'vxlan', NET)
+    vni = net['provider:segmentation_id']
+    osc('subnet', 'create', '--network', NET, '--subnet-range',
+        '10.10.0.0/24', 'job-subnet')
+    print('  network %s: vxlan VNI %s, MTU %s' % (net['id'], vni, net['mtu']))
+    hv, times['hv1'] = boot(conn, 'job-hv1', 'hyperv-gen2', 'hyperv:hv1')
+    kvm, times['kvm1'] = boot(conn, 'job-kvm1', 'kvm-halt', 'kvm:kvm1')
+
+    step('2. both servers ACTIVE on their hosts; ports ACTIVE and bound')
+    servers = {}
+    ports = {}
+    for s, host in ((hv, 'hv1'), (kvm, 'kvm1')):
+        info = osc('server', 'show', s.id)
+        servers[host] = info
+        print('  %s: %s on %s (%s), boot to ACTIVE %.1f s' % (
+            info['name'], info['status'], info['OS-EXT-SRV-ATTR:host'],
+            info['OS-EXT-SRV-ATTR:hypervisor_hostname'], times[host]))
+        check(info['status'] == 'ACTIVE', '%s is ACTIVE' % info['name'])
+        check(info['OS-EXT-SRV-ATTR:host'] == host,
+              '%s is on %s' % (info['name'], host))
+        port, = osc('port', 'list', '--server', s.id, '--long')
+        port = osc('port', 'show', port['ID'])
+        ports[host] = port
+        print('  port %s: %s, binding host %s, vif_type %s, vif_details %s'
+              % (port['id'], port['status'], port['binding_host_id'],
+                 port['binding_vif_type'], port['binding_vif_details']))
+        check(port['status'] == 'ACTIVE', 'port of %s is ACTIVE'
+              % info['name'])
+        check(port['binding_host_id'] == host,
+              'port of %s is bound to %s' % (info['name'], host))
+    hv_port, kvm_port = ports['hv1'], ports['kvm1']
+
+    step('3. hv1: the VM, its OVS port, the local VLAN tag, the event')
+    name = servers['hv1']['OS-EXT-SRV-ATTR:instance_name']
+    vm = sim_vm('hv1', name)
+    check(vm is not None, 'VM %s exists on the simulated host hv1' % name)
+    if vm:
+        print('  VM %s: generation %d, %d vCPU, %d MB, %s' % (
+            name, vm['generation'], vm['vcpus'], vm['memory_mb'],
+            POWER_STATES.get(vm['power_state'], vm['power_state'])))
+        for d in vm['drives']:
+            print('    %s %s on %s controller %s slot %s' % (
+                d['drive_type'], d['path'], d['controller_type'],
+                d['controller_addr'], d['slot']))
+        for nic in vm['nics'].values():
+            print('    vNIC %s mac %s on vSwitch %r, switch port %s' % (
+                nic['name'], nic['mac'], nic['vswitch'], nic['switch_port']))
+        check(vm['generation'] == 2, 'generation 2 (hw_machine_type)')
+        check(vm['vcpus'] == 1 and vm['memory_mb'] == 128,
+              '1 vCPU and 128 MB as the flavor says')
+        nic = vm['nics'].get(hv_port['id'])
+        check(nic is not None and nic['vswitch'] == 'external',
+              'vNIC named after the port, on vSwitch external')
+    iface, = ovs_find('hv1', 'Interface',
+                      'external_ids:iface-id=%s' % hv_port['id'],
+                      columns='name,ofport,external_ids,error')
+    tag = vsctl('hv1', 'get', 'Port', iface['name'], 'tag').strip()
+    print('  OVS Interface %s: ofport %s, error %s, tag %s' % (
+        iface['name'], iface['ofport'], iface['error'] or None, tag))
+    for k, v in sorted(iface['external_ids'].items()):
+        print('    external_ids:%s=%s' % (k, v))
+    check(iface['ofport'] not in ([], -1), 'the Interface has an ofport')
+    check(iface['external_ids'].get('attached-mac') ==
+          hv_port['mac_address'], 'attached-mac is the port MAC')
+    check(iface['external_ids'].get('vm-uuid') == hv.id,
+          'vm-uuid is the server')
+    check(tag.isdigit(), 'the agent gave the port local VLAN tag %s' % tag)
+    api_log = os.path.join(STATE, 'logs', 'nova-api.log')
+    with open(api_log) as f:
+        events = [line.strip() for line in f
+                  if 'network-vif-plugged:%s' % hv_port['id'] in line]
+    for line in events:
+        print('  nova-api: %s' % line[:60] + ' ... ' +
+              line[line.find('Creating event'):])
+    check(events, 'nova-api recorded network-vif-plugged for the port')
+    waits = {}
+    for host, s, port in (('hv1', hv, hv_port), ('kvm1', kvm, kvm_port)):
+        start, end = log_times(os.path.join(host_dir(host),
+                                            'nova-compute.log'),
+                               s.id, port['id'])
+        waits[host] = ((end - start).total_seconds()
+                       if start and end else None)
+        print('  %s nova-compute: waited for network-vif-plugged from %s '
+              'to %s' % (host, start and start.time(), end and end.time()))
+    check(waits['hv1'] is not None,
+          'hv1 nova-compute waited for network-vif-plugged and got it')
+
+    step('3a. nova-compute on hv1 restarted: the same simulated host')
+    run([os.path.join(TOOLS, 'cloud'), 'restart', 'compute-hv1'])
+    wait_for('nova-compute on hv1 up', lambda: [
+        s for s in conn.compute.services(binary='nova-compute', host='hv1')
+        if s.state == 'up'], timeout=90, interval=1)
+    info = osc('server', 'show', hv.id)
+    vm = sim_vm('hv1', name)
+    print('  %s: %s, power state %s; VM %s on hv1: %s' % (
+        info['name'], info['status'], info['OS-EXT-STS:power_state'], name,
+        vm and POWER_STATES.get(vm['power_state'], vm['power_state'])))
+    check(info['status'] == 'ACTIVE' and
+          info['OS-EXT-STS:power_state'] == 1,
+          'the server is still ACTIVE and running')
+    check(vm is not None and vm['power_state'] == 2,
+          'the restarted nova-compute finds the VM running on hv1')
+    check(ovs_find('hv1', 'Interface',
+                   'external_ids:iface-id=%s' % hv_port['id']),
+          'its OVS port is still on hv1')
+
+    step('4. tunnels between hv1 and kvm1, and a frame traced each way')
+    kvm_iface, = ovs_find('kvm1', 'Interface',
+                          'external_ids:iface-id=%s' % kvm_port['id'])
+    for here, there in (('hv1', 'kvm1'), ('kvm1', 'hv1')):
+        tunnels = ovs_find(here, 'Interface', 'type=vxlan',
+                           columns='name,ofport,options')
+        to = [t for t in tunnels
+              if t['options'].get('remote_ip') == HOST_IP[there]]
+        print('  %s br-tun: %s' % (here, ', '.join(
+            '%s -> %s' % (t['name'], t['options']['remote_ip'])
+            for t in tunnels)))
+        check(to, '%s has a VXLAN port to %s (%s)' % (here, there,
+                                                      HOST_IP[there]))
+    for here, there, src_if, src, dst in (
+            ('hv1', 'kvm1', iface, hv_port, kvm_port),
+            ('kvm1', 'hv1', kvm_iface, kvm_port, hv_port)):
+        out = trace(here, src_if['ofport'], src['mac_address'],
+                    dst['mac_address'])
+        port = tunnel_ofport(here, there)
+        ok = leaves_through(out, vni, port)
+        show_trace(out)
+        check(ok, 'the frame leaves %s through its tunnel to %s (ofport %s) '
+              'with VNI %s' % (here, there, port, vni))
+
+    print('  (kvm1 runs the userspace datapath with its tunnel address on lo, '
+          'not on an OVS bridge, so its datapath reports "native tunnel '
+          'routing failed" and sends nothing; the simulated hosts\' dummy '
+          'datapath sends nothing either.  The checks read the OpenFlow '
+          'pipeline: VNI set, tunnel port chosen.)')
+
+    step('5. live migration of %s from hv1 to hv2 (block migration)'
+         % servers['hv1']['name'])
+    t0 = time.monotonic()
+    osc('server', 'migrate', '--live-migration', '--block-migration',
+        '--host', 'hv2', '--wait', hv.id, fmt=False)
+    info = osc('server', 'show', hv.id)
+    print('  %s: %s on %s after %.1f s' % (info['name'], info['status'],
+                                           info['OS-EXT-SRV-ATTR:host'],
+                                           time.monotonic() - t0))
+    check(info['OS-EXT-SRV-ATTR:host'] == 'hv2' and
+          info['status'] == 'ACTIVE', 'the server is ACTIVE on hv2')
+    check(sim_vm('hv2', name) is not None and sim_vm('hv1', name) is None,
+          'the VM moved from the simulated hv1 to hv2')
+    port = wait_for('port bound to hv2 and ACTIVE', lambda: (
+        lambda p: p if p.binding_host_id == 'hv2' and p.status == 'ACTIVE'
+        else None)(conn.network.get_port(hv_port['id'])), timeout=60)
+    check(port.binding_host_id == 'hv2', 'the port is bound to hv2 and %s'
+          % port.status)
+    iface2 = wait_for('the port tagged on hv2', lambda: [
+        i for i in ovs_find('hv2', 'Interface', 'external_ids:iface-id=%s'
+                            % hv_port['id'])
+        if vsctl('hv2', 'get', 'Port', i['name'], 'tag').strip().isdigit()],
+        timeout=60)[0]
+    tag2 = vsctl('hv2', 'get', 'Port', iface2['name'], 'tag').strip()
+    print('  hv2 OVS Interface %s: ofport %s, tag %s' % (
+        iface2['name'], iface2['ofport'], tag2))
+    check(True, 'the port is on hv2 with tag %s' % tag2)
+    gone = wait_for('the port gone from hv1', lambda: not ovs_find(
+        'hv1', 'Interface', 'external_ids:iface-id=%s' % hv_port['id'])
+        or None, timeout=60)
+    check(gone, 'the port is gone from hv1')
+    out = trace('kvm1', kvm_iface['ofport'], kvm_port['mac_address'],
+                hv_port['mac_address'])
+    port = tunnel_ofport('kvm1', 'hv2')
+    show_trace(out)
+    check(leaves_through(out, vni, port), "kvm1's tunnel to hv2 (ofport %s) "
+          "carries the network (VNI %s)" % (port, vni))
+
+    step('6. delete both servers: nothing left behind')
+    osc('server', 'delete', '--wait', hv.id, kvm.id, fmt=False)
+    placement = conn.session
+    for s, host, instance in ((hv, 'hv2', name),
+                              (kvm, 'kvm1',
+                               servers['kvm1']['OS-EXT-SRV-ATTR:'
+                                               'instance_name'])):
+        allocs = placement.get(
+            '/allocations/%s' % s.id,
+            endpoint_filter={'service_type': 'placement'}).json()
+        ports_left = list(conn.network.ports(device_id=s.id))
+        print('  %s: placement allocations %s; neutron ports %s' % (
+            s.name, allocs['allocations'], [p.id for p in ports_left]))
+        check(allocs['allocations'] == {}, 'no placement allocation for %s'
+              % s.name)
+        check(not ports_left, 'the neutron port of %s is gone' % s.name)
+    for host in ('hv1', 'hv2'):
+        check(sim_vm(host, name) is None, 'no VM on the simulated %s' % host)
+    domains = run(['virsh', '-c', 'qemu:///system', 'list', '--all',
+                   '--name'], quiet=True).split()
+    check(servers['kvm1']['OS-EXT-SRV-ATTR:instance_name'] not in domains,
+          'no libvirt domain on kvm1')
+    for host in ('hv1', 'hv2', 'kvm1'):
+        left = br_int_ports(host)
+        print('  %s br-int ports: %s' % (host, left))
+        check(not left, 'no VM port on %s br-int' % host)
+    for host, entry in (('hv1', name), ('hv2', name), ('kvm1', kvm.id)):
+        path = os.path.join(host_dir(host), 'instances', entry)
+        check(not os.path.exists(path), 'no instance files %s' % path)
+    osc('network', 'delete', NET, fmt=False)
+
+    step('boot to ACTIVE, same flavor (%s) and network' % FLAVOR)
+    for host in ('hv1', 'kvm1'):
+        wait = waits[host]
+        print('  %-5s %5.1f s, of which waiting for network-vif-plugged %s'
+              % (host, times[host],
+                 '%.1f s' % wait if wait is not None else 'not logged'))
+    print('\n== main job: %d checks passed, %d failed, %.0f s' % (
+        check.passed, len(check.failed), time.monotonic() - started))
+    for what in check.failed:
+        print('  FAILED: %s' % what)
+    _result(check.passed, len(check.failed))
+    return 1 if check.failed else 0
+
+
+def _result(passed, failed):
+    """Hand the counts to tools/cloud/main-job for its closing line."""
+    path = os.environ.get('MAIN_JOB_RESULT')
+    if path:
+        with open(path, 'w') as f:
+            f.write('%d %d\n' % (passed, failed))
+
+
+if __name__ == '__main__':
+    try:
+        sys.exit(main())
+    except Exception as exc:
+        print('\n== main job ABORTED: %s' % exc)
+        _result(check.passed, len(check.failed) + 1)
+        sys.exit(1)
