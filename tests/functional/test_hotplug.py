@@ -7,6 +7,9 @@ Each case reads back the simulated host (the VM's vNICs and their switch
 ports) and the host's real OVSDB.
 """
 
+import time
+
+import eventlet
 from nova.tests.functional.api import client
 from os_win import constants as os_win_const
 
@@ -138,6 +141,51 @@ class HotplugTest(HotplugTestBase):
         self.assert_ovs_port('host1', server, first)
         self.assertEqual(
             'ACTIVE', self.api.get_server(server['id'])['status'])
+
+    def test_gen2_running_attach_returns_only_after_the_event(self):
+        server, first = self.gen2_server()
+        # neutron's side is played by hand: no event until the test sends
+        # it.
+        self.agents['host1'].stop()
+        port = self.create_port()
+
+        attach = eventlet.spawn(self.attach, server, port)
+        time.sleep(3)
+
+        # The VM runs, its vNIC is on the vSwitch and its OVS port is up:
+        # the attach still waits for neutron.
+        self.assertFalse(attach.dead)
+        self.assertNotIn('instance.interface_attach.end', [
+            n['event_type'] for n in self.notifier.versioned_notifications])
+        self.assert_vnic(server, port)
+        self.assert_ovs_port('host1', server, port)
+
+        self.vif_plugged.port_up('host1', port['id'], {})
+
+        self.assertEqual(port['id'], attach.wait()['port_id'])
+        self.assertIn(port['id'], [
+            a['port_id'] for a in self.api.get_port_interfaces(server['id'])])
+
+    def test_gen2_running_add_network(self):
+        # openstack server add network: nova asks neutron for a new port.
+        server, first = self.gen2_server()
+
+        attachment = self.api.attach_interface(
+            server['id'], {'interfaceAttachment': {
+                'net_id': self.neutron.network_1['id']}}).body[
+                    'interfaceAttachment']
+        self.notifier.wait_for_versioned_notifications(
+            'instance.interface_attach.end', timeout=NOTIFICATION_TIMEOUT)
+
+        port = self.neutron.show_port(attachment['port_id'])['port']
+        self.assertNotEqual(first['id'], port['id'])
+        self.assert_vnic(server, port)
+        self.assert_ovs_port('host1', server, port)
+
+        self.detach(server, port)
+
+        self.assertNotIn(port['id'], self.vm_of(server).nics)
+        self.assertNotIn(port['id'], self.ovs['host1'].list_ports())
 
     def test_gen1_running_attach_refused(self):
         server, first = self.gen1_server()
