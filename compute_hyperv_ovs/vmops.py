@@ -370,7 +370,7 @@ class VMOps(vmops.VMOps):
             if running:
                 with self._wait_attach_event(instance, vif):
                     self._add_vnic(instance, vif, created)
-                    self._bring_ports_up(instance, [vif], fatal=True)
+                    self._wait_attached_port_up(instance, vif)
             else:
                 self._add_vnic(instance, vif, created)
         except Exception:
@@ -388,6 +388,30 @@ class VMOps(vmops.VMOps):
                 reason=exc) from exc
         created.append(vif['id'])
         self._vif_driver.plug(instance, vif)
+
+    def _wait_attached_port_up(self, instance, vif):
+        """Wait for a running VM's new OVS port to come up.
+
+        The vNIC was connected before the OVS port was added, and a running
+        VM's switch port exists at once, so ovs-vswitchd adds the interface
+        in the plug's own reconfiguration: no replug first (replacing a
+        port that is coming up only tears it down again).  A port still not
+        up after ``[os_vif_hyperv_ovs] timeout`` is added again once (the
+        OVSDB change on which OVS for Windows retries it) and waited for
+        as long again.
+
+        :raises nova.exception.VirtualInterfacePlugException: still not up
+            (the message gives its ofport and ``Interface.error``), or
+            OVSDB did not answer.
+        """
+        timeout = CONF[plugin.CONFIG_GROUP].timeout
+        try:
+            self._vif_driver.wait_for_port_up(instance, vif, timeout)
+        except nova_exception.VirtualInterfacePlugException:
+            LOG.warning('Adding OVS port %s again so that ovs-vswitchd '
+                        'retries it', vif['id'], instance=instance)
+            self._vif_driver.replug(instance, vif)
+            self._vif_driver.wait_for_port_up(instance, vif, timeout)
 
     @contextlib.contextmanager
     def _wait_attach_event(self, instance, vif):
