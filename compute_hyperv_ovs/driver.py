@@ -24,6 +24,12 @@ the base driver's:
   the VM is started before the wait for network-vif-plugged when a port is
   not up; resume and the end of a live migration, like every power-on,
   make sure the running VM's OVS ports come up.
+- NIC hot-plug (``server add port`` / ``remove port``, through the base
+  facade's attach_interface/detach_interface into :mod:`vmops`): refused
+  with a reason on a running generation 1 VM or a host older than Windows
+  Server 2016; on a running VM the attach waits for its OVS port to come
+  up and for network-vif-plugged (nova 28's manager does not), and a
+  failed attach leaves no vNIC or OVS port.
 - cleanup_host: stops the port sync, closes the OVSDB connection.
 - live migration (:mod:`compute_hyperv_ovs.livemigrationops`): the
   destination's OVS ports are registered before the VM moves; pre-checks

@@ -89,3 +89,27 @@ class OvsExtensionNotRunning(exception.InvalidInput):
                 "vSwitch extension %(extension)s is enabled but not running "
                 "(EnabledState %(state)s); check Get-VMSwitchExtension and "
                 "the Open vSwitch for Windows installation")
+
+
+# NIC hot-plug (server add port / remove port).  nova 28's compute manager
+# answers any failed attach with its own "Failed to attach network adapter
+# device" and unbinds the port; these messages reach nova-compute's log and
+# the instance.interface_attach.error notification.  They subclass
+# NovaException, which is what makes the manager clean up.
+
+
+class NICHotplugRefused(exception.NovaException):
+    msg_fmt = _("Port %(port)s: %(reason)s; stop the server (openstack "
+                "server stop), then %(operation)s the port")
+
+
+class NICHotplugFailed(exception.NovaException):
+    msg_fmt = _("Port %(port)s: Hyper-V could not %(operation)s the vNIC of "
+                "instance %(instance)s: %(reason)s")
+
+
+class AttachNoVifPlugged(exception.VirtualInterfaceCreateException):
+    msg_fmt = _("Port %(port)s: no network-vif-plugged within %(timeout)s "
+                "s of adding it; the port was removed again. Check that "
+                "neutron-openvswitch-agent runs on this host and sees it on "
+                "the bridge")

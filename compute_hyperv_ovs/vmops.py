@@ -23,13 +23,30 @@ live migration) a port that is not up is plugged again, which makes that
 change (the rows are replaced: an unchanged plug changes nothing), and
 the driver waits for it to come up.  Outside spawn a port that
 still does not come up is logged as an error, with what OVS reports.
+
+NIC hot-plug (``server add port`` / ``remove port``).  Hyper-V adds or
+removes a NIC of a running VM only when the VM is generation 2 and the
+host runs Windows Server 2016 (10.0) or later; an Off VM of either
+generation takes the change (Microsoft, "Hot add and remove network
+adapters and memory in Hyper-V").  Anything else is refused before
+anything changes, with a message that says why.  nova 28's compute
+manager does not wait for ``network-vif-plugged`` on an attach, so the
+attach to a running VM waits here, as spawn does, after the port came up
+(the running VM's switch port exists at once, so its OVS port gets an
+ofport); a stopped VM's port comes up at its next start.  A failed attach
+removes the vNIC and the OVS port again.
 """
+
+import contextlib
 
 import nova.conf
 from nova import exception as nova_exception
+from nova.i18n import _
 from nova.virt import configdrive
 from nova.virt.hyperv import constants
 from nova.virt.hyperv import vmops
+from os_win import constants as os_win_const
+from os_win import exceptions as os_win_exc
 from oslo_log import log as logging
 from oslo_utils import excutils
 
@@ -40,6 +57,12 @@ from compute_hyperv_ovs import vif
 
 CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
+
+# Hyper-V's EnabledState values, for messages.
+HYPERV_STATE_NAMES = {
+    os_win_const.HYPERV_VM_STATE_PAUSED: 'paused',
+    os_win_const.HYPERV_VM_STATE_SUSPENDED: 'saved',
+}
 
 HYPERV_DISK_FORMATS = (constants.DISK_FORMAT_VHD.lower(),
                        constants.DISK_FORMAT_VHDX.lower())
@@ -262,3 +285,183 @@ class VMOps(vmops.VMOps):
         super().power_on(instance, block_device_info, network_info,
                          should_plug_vifs)
         self.ensure_ports_up(instance, network_info)
+
+    # ---- NIC hot-plug ----
+
+    _HOTPLUG_VERBS = {'add': _('cannot add a NIC to'),
+                      'remove': _('cannot remove a NIC from')}
+
+    def _check_nic_hotplug(self, instance, vif, operation):
+        """Refuse a NIC change Hyper-V would refuse; say why.
+
+        :param operation: ``'add'`` or ``'remove'``.
+        :returns: True when the VM runs (a hot-plug), False when it is off.
+        :raises compute_hyperv_ovs.exception.NICHotplugRefused: the VM
+            runs and is generation 1, or the host is older than Windows
+            Server 2016, or the VM is neither running nor off (paused,
+            saved).
+        :raises os_win.exceptions.HyperVVMNotFoundException: no such VM.
+        """
+        cannot = self._HOTPLUG_VERBS[operation]
+        state = self._get_vm_state(instance.name)
+        if state == os_win_const.HYPERV_VM_STATE_DISABLED:
+            return False
+        if state != os_win_const.HYPERV_VM_STATE_ENABLED:
+            reason = _('%(cannot)s VM %(vm)s while it is %(state)s: '
+                       'Hyper-V changes NICs only of a running or an off '
+                       'VM') % {'cannot': cannot, 'vm': instance.name,
+                                'state': HYPERV_STATE_NAMES.get(state,
+                                                                state)}
+        elif not self._hostutils.check_min_windows_version(10, 0):
+            reason = _('%(cannot)s running VM %(vm)s: Hyper-V hot-plugs '
+                       'NICs from Windows Server 2016 (10.0) on, this host '
+                       'runs Windows %(version)s') % {
+                           'cannot': cannot, 'vm': instance.name,
+                           'version': self._hostutils.get_windows_version()}
+        elif (self._vmutils.get_vm_generation(instance.name) ==
+                constants.VM_GEN_1):
+            reason = _('%(cannot)s generation 1 VM %(vm)s while it runs: '
+                       'Hyper-V hot-plugs NICs of generation 2 VMs '
+                       'only') % {'cannot': cannot, 'vm': instance.name}
+        else:
+            return True
+        LOG.error('Refusing to %(operation)s NIC %(port)s: %(reason)s',
+                  {'operation': operation, 'port': vif['id'],
+                   'reason': reason}, instance=instance)
+        raise exception.NICHotplugRefused(port=vif['id'], reason=reason,
+                                          operation=operation)
+
+    def attach_interface(self, instance, vif):
+        """Add a vNIC for ``vif``, register its OVS port, wait for neutron.
+
+        On a running VM (generation 2, Windows Server 2016+) the VM's OVS
+        port must come up (``[os_vif_hyperv_ovs] timeout``) and, as in
+        spawn, ``network-vif-plugged`` must come within
+        ``vif_plugging_timeout`` when ``vif_plugging_is_fatal``.  On an
+        off VM the port is registered and comes up at the next start.
+        Whatever fails, the vNIC and the OVS port are removed again; nova's
+        compute manager then unbinds the port.
+
+        :param vif: ``nova.network.model.VIF`` bound to this host.
+        :raises compute_hyperv_ovs.exception.NICHotplugRefused: Hyper-V
+            cannot add a NIC to this VM now (nothing changed).
+        :raises compute_hyperv_ovs.exception.VswitchNotFound (and the
+            other refusals of ``HyperVOVSVIFDriver.check_vswitch``).
+        :raises compute_hyperv_ovs.exception.NICHotplugFailed: Hyper-V
+            refused the vNIC.
+        :raises nova.exception.VirtualInterfacePlugException: the OVS port
+            could not be written or did not come up.
+        :raises nova.exception.InstanceNotFound: the VM does not exist.
+        :raises compute_hyperv_ovs.exception.AttachNoVifPlugged: no
+            network-vif-plugged in time.
+        """
+        try:
+            running = self._check_nic_hotplug(instance, vif, 'add')
+        except os_win_exc.HyperVVMNotFoundException as exc:
+            raise nova_exception.InstanceNotFound(
+                instance_id=instance.uuid) from exc
+        self._vif_driver.check_vswitch([vif])
+        LOG.debug('Attaching vif %(port)s to the %(state)s VM',
+                  {'port': vif['id'],
+                   'state': 'running' if running else 'stopped'},
+                  instance=instance)
+        created = []
+        try:
+            if running:
+                with self._wait_attach_event(instance, vif):
+                    self._add_vnic(instance, vif, created)
+                    self._wait_attached_port_up(instance, vif)
+            else:
+                self._add_vnic(instance, vif, created)
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                if created:
+                    self._remove_attached(instance, vif)
+
+    def _add_vnic(self, instance, vif, created):
+        try:
+            self._vmutils.create_nic(instance.name, vif['id'],
+                                     vif['address'])
+        except os_win_exc.HyperVException as exc:
+            raise exception.NICHotplugFailed(
+                port=vif['id'], operation='add', instance=instance.name,
+                reason=exc) from exc
+        created.append(vif['id'])
+        self._vif_driver.plug(instance, vif)
+
+    def _wait_attached_port_up(self, instance, vif):
+        """Wait for a running VM's new OVS port to come up.
+
+        The vNIC was connected before the OVS port was added, and a running
+        VM's switch port exists at once, so ovs-vswitchd adds the interface
+        in the plug's own reconfiguration: no replug first (replacing a
+        port that is coming up only tears it down again).  A port still not
+        up after ``[os_vif_hyperv_ovs] timeout`` is added again once (the
+        OVSDB change on which OVS for Windows retries it) and waited for
+        as long again.
+
+        :raises nova.exception.VirtualInterfacePlugException: still not up
+            (the message gives its ofport and ``Interface.error``), or
+            OVSDB did not answer.
+        """
+        timeout = CONF[plugin.CONFIG_GROUP].timeout
+        try:
+            self._vif_driver.wait_for_port_up(instance, vif, timeout)
+        except nova_exception.VirtualInterfacePlugException:
+            LOG.warning('Adding OVS port %s again so that ovs-vswitchd '
+                        'retries it', vif['id'], instance=instance)
+            self._vif_driver.replug(instance, vif)
+            self._vif_driver.wait_for_port_up(instance, vif, timeout)
+
+    @contextlib.contextmanager
+    def _wait_attach_event(self, instance, vif):
+        """nova's spawn wait for network-vif-plugged, for one port."""
+        try:
+            with self.wait_vif_plug_events(instance, [vif]):
+                yield
+        except nova_exception.VirtualInterfaceCreateException as exc:
+            raise exception.AttachNoVifPlugged(
+                port=vif['id'], timeout=CONF.vif_plugging_timeout) from exc
+
+    def _remove_attached(self, instance, vif):
+        """Undo a failed attach (OVS port, then vNIC); never raises."""
+        self._vif_driver.unplug(instance, vif)
+        try:
+            self._vmutils.destroy_nic(instance.name, vif['id'])
+        except Exception:
+            LOG.exception('Could not remove vNIC %(port)s after the failed '
+                          'attach; remove it with Remove-VMNetworkAdapter',
+                          {'port': vif['id']}, instance=instance)
+
+    def detach_interface(self, instance, vif):
+        """Remove the vNIC of ``vif`` and then its OVS port.
+
+        The vNIC goes first: when Hyper-V refuses, nothing has changed.
+
+        :raises compute_hyperv_ovs.exception.NICHotplugRefused: Hyper-V
+            cannot remove a NIC from this VM now (nothing changed).
+        :raises compute_hyperv_ovs.exception.NICHotplugFailed: Hyper-V
+            refused to remove the vNIC.
+        :raises nova.exception.InterfaceDetachFailed: the VM does not
+            exist (as in nova 28).
+        """
+        try:
+            self._check_nic_hotplug(instance, vif, 'remove')
+            LOG.debug('Detaching vif %s', vif['id'], instance=instance)
+            try:
+                self._vmutils.destroy_nic(instance.name, vif['id'])
+            except os_win_exc.HyperVVMNotFoundException:
+                raise
+            except os_win_exc.HyperVException as exc:
+                raise exception.NICHotplugFailed(
+                    port=vif['id'], operation='remove',
+                    instance=instance.name, reason=exc) from exc
+        except os_win_exc.HyperVVMNotFoundException:
+            LOG.debug('Instance not found during detach interface. It '
+                      'might have been destroyed beforehand.',
+                      instance=instance)
+            raise nova_exception.InterfaceDetachFailed(
+                instance_uuid=instance.uuid)
+        # Never raises: a port OVSDB cannot remove now goes to the port
+        # sync.
+        self._vif_driver.unplug(instance, vif)

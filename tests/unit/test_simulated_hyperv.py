@@ -236,6 +236,43 @@ class SimulatedHyperVTestCase(testtools.TestCase):
         vmutils.destroy_nic('instance-1', port)
         self.assertEqual({}, dict(self.host1.vms['instance-1'].nics))
 
+    def test_nic_hotplug_rules(self):
+        # Microsoft, "Hot add and remove network adapters and memory in
+        # Hyper-V": running generation 2 VMs on Windows Server 2016+ only;
+        # an Off VM of either generation takes the change.
+        old = self.hosts.add_host('old', vswitch_name='external',
+                                  windows_version='6.3.9600')
+        for hostname, gen, allowed in (('host1', 2, True),
+                                       ('host1', 1, False),
+                                       ('old', 2, False)):
+            vmutils = self._utils(hostname, 'vmutils')
+            name = 'instance-gen%d-%s' % (gen, hostname)
+            self._new_vm(vmutils, name=name, gen=gen)
+            off_nic = uuidutils.generate_uuid()
+            vmutils.create_nic(name, off_nic, 'fa:16:3e:00:00:01')
+            vmutils.set_vm_state(name, RUNNING)
+            hot_nic = uuidutils.generate_uuid()
+            if allowed:
+                vmutils.create_nic(name, hot_nic, 'fa:16:3e:00:00:02')
+                vmutils.destroy_nic(name, hot_nic)
+                vmutils.destroy_nic(name, off_nic)
+                self.assertEqual({}, dict(self.hosts[hostname].vms[name].nics))
+                continue
+            self.assertRaises(os_win_exc.WMIJobFailed, vmutils.create_nic,
+                              name, hot_nic, 'fa:16:3e:00:00:02')
+            self.assertRaises(os_win_exc.WMIJobFailed, vmutils.destroy_nic,
+                              name, off_nic)
+            self.assertEqual({off_nic},
+                             set(self.hosts[hostname].vms[name].nics))
+            vmutils.set_vm_state(name, os_win_const.HYPERV_VM_STATE_PAUSED)
+            self.assertRaises(os_win_exc.WMIJobFailed, vmutils.create_nic,
+                              name, hot_nic, 'fa:16:3e:00:00:02')
+            vmutils.set_vm_state(name, RUNNING)
+            vmutils.set_vm_state(name, OFF)
+            vmutils.destroy_nic(name, off_nic)
+            self.assertEqual({}, dict(self.hosts[hostname].vms[name].nics))
+        self.assertIsNotNone(old)
+
     def test_running_vm_cannot_be_destroyed(self):
         vmutils = self._utils('host1', 'vmutils')
         self._new_vm(vmutils)

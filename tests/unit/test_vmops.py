@@ -12,6 +12,8 @@ from nova import objects
 from nova import test
 from nova.virt.hyperv import constants
 from os_vif import objects as osv_objects
+from os_win import constants as os_win_const
+from os_win import utilsfactory
 from oslo_utils import uuidutils
 
 from compute_hyperv_ovs import exception
@@ -228,3 +230,53 @@ class DestroyAfterRefusedPlugTestCase(CachedImageMixin, VMOpsTestCase):
         self.assertEqual({}, dict(self.hosts['host1'].vms))
         self.assertFalse(os.path.exists(
             os.path.join(self.instances_path, instance.name)))
+
+
+class NICHotplugRefusalTestCase(VMOpsTestCase):
+    """Refusals happen before anything changes (no vNIC, no OVS port)."""
+
+    def setUp(self):
+        super().setUp()
+        with self.hosts.building('host1'):
+            self.vmutils = utilsfactory.get_vmutils()
+        self.port_id = uuidutils.generate_uuid()
+        self.vif = network_model.VIF(
+            id=self.port_id, address='fa:16:3e:00:00:02', type='ovs',
+            details={}, active=False, ovs_interfaceid=self.port_id,
+            network=network_model.Network(
+                id=uuidutils.generate_uuid(), bridge='br-int',
+                label='private', subnets=[]))
+
+    def vm(self, generation, state):
+        instance = self.instance()
+        self.vmutils.create_vm(instance.name, False, generation,
+                               self.instances_path, [instance.uuid])
+        if state != os_win_const.HYPERV_VM_STATE_DISABLED:
+            self.vmutils.set_vm_state(instance.name,
+                                      os_win_const.HYPERV_VM_STATE_ENABLED)
+            self.vmutils.set_vm_state(instance.name, state)
+        return instance
+
+    def assert_refused(self, instance, *words):
+        for operation in (self.vmops.attach_interface,
+                          self.vmops.detach_interface):
+            exc = self.assertRaises(exception.NICHotplugRefused, operation,
+                                    instance, self.vif)
+            for word in words + (self.port_id, 'stop the server'):
+                self.assertIn(word, str(exc))
+        self.assertEqual({}, dict(
+            self.hosts['host1'].vms[instance.name].nics))
+
+    def test_running_generation1_refused(self):
+        instance = self.vm(1, os_win_const.HYPERV_VM_STATE_ENABLED)
+        self.assert_refused(instance, 'generation 1',
+                            'generation 2 VMs only')
+
+    def test_paused_vm_refused(self):
+        instance = self.vm(2, os_win_const.HYPERV_VM_STATE_PAUSED)
+        self.assert_refused(instance, 'while it is paused')
+
+    def test_running_generation2_on_old_windows_refused(self):
+        self.hosts['host1'].windows_version = '6.3.9600'
+        instance = self.vm(2, os_win_const.HYPERV_VM_STATE_ENABLED)
+        self.assert_refused(instance, 'Windows Server 2016', '6.3.9600')
