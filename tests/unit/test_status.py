@@ -9,6 +9,8 @@ import io
 import json
 import os
 import shutil
+import subprocess
+import sys
 import types
 
 import fixtures
@@ -312,3 +314,29 @@ class StatusCheckTestCase(test.NoDBTestCase):
         self.ovs.stop_ovsdb()
         code, results = self.run_check()
         self.assertEqual(FAILURE, code)
+
+
+class ConsoleScriptTestCase(test.NoDBTestCase):
+    """The installed ``compute-hyperv-ovs-status`` (setup.cfg entry point)."""
+
+    def _run(self, *args):
+        script = os.path.join(os.path.dirname(sys.executable),
+                              'compute-hyperv-ovs-status')
+        return subprocess.run([script] + list(args), capture_output=True,
+                              text=True, timeout=120)
+
+    def test_check_subcommand_and_json_option(self):
+        result = self._run('check', '--help')
+        self.assertEqual(0, result.returncode, result.stderr)
+        self.assertIn('--json', result.stdout)
+
+    def test_crash_exits_255_not_a_check_code(self):
+        # No Hyper-V (no WMI) where the tests run: os-win fails, and the
+        # command says so with oslo.upgradecheck's 255, never 0, 1 or 2.
+        config = os.path.join(self.useFixture(fixtures.TempDir()).path,
+                              'nova.conf')
+        with open(config, 'w') as f:
+            f.write('[hyperv]\nvswitch_name = external\n')
+        result = self._run('--config-file', config, 'check')
+        self.assertEqual(255, result.returncode, result.stdout)
+        self.assertIn('Error:', result.stdout)
