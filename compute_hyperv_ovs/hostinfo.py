@@ -13,7 +13,6 @@ tests, ``tests/fixtures/hyperv.py`` replaces it with the simulated host's
 ``SimulatedHostInfoUtils``, as it replaces os-win's classes.
 """
 
-from os_win.utils import _wqlutils
 from os_win.utils import baseutils
 
 # Win32_Service.State of a service that runs (Microsoft, "Win32_Service
@@ -57,9 +56,12 @@ class HostInfoUtils(baseutils.BaseUtilsVirt):
         limits = {}
         for vssd in self._conn.Msvm_VirtualSystemSettingData(
                 VirtualSystemType=self._VM_TYPE_REALIZED):
-            procs = _wqlutils.get_element_associated_class(
-                self._conn, 'Msvm_ProcessorSettingData',
-                element_instance_id=vssd.InstanceID)
+            # A VM's resource settings' InstanceIDs start with its
+            # settings' InstanceID (the query os-win's vmutils makes).
+            procs = self._conn.query(
+                "SELECT LimitProcessorFeatures FROM "
+                "Msvm_ProcessorSettingData WHERE InstanceID LIKE '%s%%'"
+                % vssd.InstanceID)
             if procs:
                 limits[vssd.ElementName] = bool(
                     procs[0].LimitProcessorFeatures)

@@ -110,9 +110,9 @@ class HostChecks(upgradecheck.UpgradeCommands):
         The first half is the driver's own check before each build
         (``HyperVOVSVIFDriver.check_vswitch``), asked for one ``ovs`` VIF.
         The second: Open vSwitch for Windows works with its extension
-        enabled on one vSwitch only (aserdean, ovn-kubernetes issue #272;
-        ``/work/shared/research/ovs_windows.md``); an extension that is
-        enabled, running or not, counts.
+        enabled on one vSwitch only (Alin Serdean, OVS for Windows
+        maintainer, in https://github.com/ovn-kubernetes/ovn-kubernetes/
+        issues/272); an extension that is enabled, running or not, counts.
         """
         vswitch = CONF.hyperv.vswitch_name
         try:
