@@ -828,6 +828,28 @@ class OvsdbClient(object):
         self._run('synchronising %d port(s)' % (
             len(add) + len(update) + len(remove)), write)
 
+    def set_root_external_id(self, key, value):
+        """Set one key of ``Open_vSwitch.external_ids`` and wait for vswitchd.
+
+        A change that ovs-vswitchd must acknowledge (``next_cfg`` bumped,
+        ``cur_cfg`` awaited, as for every port operation): the preflight
+        check of ovs-vswitchd.  The value must differ from the
+        current one, or python-ovs sends nothing (see
+        :meth:`replace_vif_port`).
+
+        :param key: external_ids key (str).
+        :param value: str.
+        :raises exception.OvsdbUnreachable: no answer within the timeout.
+        :raises exception.OvsdbRefused: the transaction was refused.
+        :raises exception.VswitchdNotApplying: committed, but ovs-vswitchd
+            did not apply it within the timeout.
+        """
+        def write():
+            self._transact(lambda api: [api.db_set(
+                'Open_vSwitch', '.', ('external_ids', {key: value}))])
+
+        self._run('setting Open_vSwitch external_ids:%s' % key, write)
+
 
 class _DelPortsCommand(ovs_command.BaseCommand):
     """Delete ports by name, from whichever bridge holds them.

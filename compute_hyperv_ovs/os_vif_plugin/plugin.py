@@ -21,6 +21,7 @@ from os_vif.objects import vif as osv_vif
 from os_vif import plugin
 from oslo_config import cfg
 from oslo_log import log as logging
+from oslo_utils import timeutils
 
 from compute_hyperv_ovs.os_vif_plugin import exception  # noqa: F401 (docs)
 from compute_hyperv_ovs.os_vif_plugin import ovsdb
@@ -43,6 +44,8 @@ IFACE_STATUS_ACTIVE = 'active'
 OWNER_KEY = 'created-by'
 OWNER = 'compute-hyperv-ovs'
 OWNER_HOST_KEY = 'compute-host'
+# Open_vSwitch.external_ids key the preflight check writes (check_vswitchd).
+CHECKED_KEY = 'compute-hyperv-ovs-checked'
 
 PortSpec = collections.namedtuple(
     'PortSpec', ['bridge', 'name', 'external_ids', 'datapath_type'])
@@ -327,3 +330,20 @@ class HyperVOvsPlugin(plugin.PluginBase):
     def close(self):
         """Close this plugin's OVSDB connection; the next call reopens it."""
         self.ovsdb.close()
+
+    def check_vswitchd(self):
+        """Make ovs-vswitchd apply one change, as a port operation would.
+
+        Writes ``Open_vSwitch.external_ids:compute-hyperv-ovs-checked``
+        (the time of the check, UTC) and waits until ovs-vswitchd copies
+        ``next_cfg`` to ``cur_cfg``.  For the preflight check
+        (:mod:`compute_hyperv_ovs.status`); the key is left in place.
+
+        :raises exception.OvsdbUnreachable: ovsdb-server did not answer
+            within the timeout.
+        :raises exception.OvsdbRefused: ovsdb-server refused the change.
+        :raises exception.VswitchdNotApplying: committed, but ovs-vswitchd
+            did not apply it within the timeout.
+        """
+        self.ovsdb.set_root_external_id(
+            CHECKED_KEY, timeutils.utcnow().isoformat())
