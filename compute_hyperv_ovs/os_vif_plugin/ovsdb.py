@@ -281,9 +281,12 @@ def _fetch_schema(remote, deadline):
                 raise _Unreachable('no %s database: %s' % (SCHEMA,
                                                            reply.error))
             return idlutils.create_schema_helper(reply.result)
-        if remote.startswith('ssl:') and error != errno.ETIMEDOUT:
+        if remote.startswith('ssl:') and error not in (
+                ovs.jsonrpc.EOF, errno.ECONNRESET, errno.ETIMEDOUT):
             # TLS 1.3: the server checks our certificate after the client
-            # finished its handshake, and closes on one it does not trust.
+            # finished its handshake, and closes on one it does not trust
+            # (measured: ENOTCONN); a server that dies gives EOF or
+            # ECONNRESET instead.
             raise _SslError(SSL_CERT, 'not accepted: closed after the SSL '
                             'handshake (%s); sign it with the CA of '
                             'ovsdb-server\'s --ca-cert' % _strerror(error))
