@@ -89,3 +89,21 @@ class PortNotUp(OvsPortError):
     """
     msg_fmt = ('OVS port %(port)s did not come up: ofport %(ofport)s, '
                'error %(error)s')
+
+
+class OvsdbSslError(OvsdbUnreachable):
+    """ovsdb-server cannot be reached over SSL because of an SSL setting.
+
+    Raised before connecting when one of the three files is not set, does
+    not exist, cannot be read or is not what the option says, and after
+    connecting when the SSL handshake fails (the server's certificate is
+    not signed by ``ssl_ca_cert_file``, or the server does not accept the
+    certificate of ``ssl_cert_file``).  Nothing was sent to ovsdb-server.
+
+    :param connection: the ``ssl:IP:PORT`` connection string.
+    :param option: the option(s) at fault, e.g. ``ssl_key_file``.
+    :param reason: what is wrong, short; names the file, never its
+        contents.
+    """
+    msg_fmt = ('ovsdb-server at %(connection)s over SSL: '
+               '[' + CONFIG_GROUP + '] %(option)s %(reason)s')

@@ -31,6 +31,7 @@ import errno
 import json
 import os
 import queue
+import ssl
 import threading
 import time
 
@@ -125,6 +126,64 @@ class _Unreachable(Exception):
         self.reason = reason
 
 
+class _SslError(Exception):
+    """An SSL setting makes the connection impossible; ``option`` at fault."""
+
+    def __init__(self, option, reason):
+        super().__init__(option, reason)
+        self.option = option
+        self.reason = reason
+
+
+# The SSL options, as neutron-openvswitch-agent's [OVS] ones (neutron
+# conf/agent/ovs_conf.py): the client's private key, its certificate, and
+# the CA certificate the server's certificate must be signed by.
+SSL_KEY = 'ssl_key_file'
+SSL_CERT = 'ssl_cert_file'
+SSL_CA_CERT = 'ssl_ca_cert_file'
+
+
+def _check_ssl_files(files):
+    """Check the three SSL files, before anything connects with them.
+
+    python-ovs reads them only when a stream opens (``SSLStream._open``),
+    and then fails with an exception (not an error code) that names no
+    file; its IDL would retry that for ever.  Each file must be set, be a
+    readable file, and hold what its option says; the key must be the
+    certificate's.  Nothing of a file's contents goes into a message.
+
+    :param files: dict of option name (``SSL_KEY``...) to path or None.
+    :raises _SslError: naming the first option at fault.
+    """
+    for option in (SSL_KEY, SSL_CERT, SSL_CA_CERT):
+        path = files.get(option)
+        if not path:
+            raise _SslError(option, 'is not set; an ssl: ovsdb_connection '
+                            'needs ssl_key_file, ssl_cert_file and '
+                            'ssl_ca_cert_file')
+        if not os.path.exists(path):
+            raise _SslError(option, '%s: no such file' % path)
+        try:
+            with open(path, 'rb') as f:
+                f.read(1)
+        except OSError as exc:
+            raise _SslError(option, '%s: cannot be read (%s)'
+                            % (path, exc.strerror or type(exc).__name__))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    for option, what in ((SSL_CA_CERT, 'a PEM CA certificate'),
+                         (SSL_CERT, 'a PEM certificate')):
+        try:
+            context.load_verify_locations(cafile=files[option])
+        except (ssl.SSLError, ValueError):
+            raise _SslError(option, '%s: not %s' % (files[option], what))
+    try:
+        context.load_cert_chain(files[SSL_CERT], files[SSL_KEY])
+    except (ssl.SSLError, ValueError):
+        raise _SslError(SSL_KEY, '%s: not a PEM private key without a '
+                        'passphrase, or not the key of ssl_cert_file'
+                        % files[SSL_KEY])
+
+
 def _ovsdb_error(text):
     """``{"error": E, "details": D}`` as "E: D's first sentence"."""
     try:
@@ -174,6 +233,9 @@ def _fetch_schema(remote, deadline):
     in the caller's thread, and always closes the stream.
 
     :raises _Unreachable: refused, closed, or no answer by the deadline.
+    :raises _SslError: an ``ssl:`` remote failed the SSL handshake, or
+        closed the connection right after it (TLS 1.3 servers check the
+        client's certificate then).
     """
     error, stream = ovs.stream.Stream.open(remote)
     if error:
@@ -188,6 +250,16 @@ def _fetch_schema(remote, deadline):
                 raise _Unreachable('no answer within %s s' % deadline.seconds)
             stream.run()
             deadline.block(stream.run_wait, stream.connect_wait)
+        if error and remote.startswith('ssl:') and error not in (
+                errno.ECONNREFUSED, errno.ETIMEDOUT, errno.EHOSTUNREACH,
+                errno.ENETUNREACH):
+            # TCP connected, the SSL handshake failed; python-ovs
+            # (SSLStream.connect) keeps only an errno of the reason.
+            raise _SslError(SSL_CA_CERT + ' or ' + SSL_CERT,
+                            'refused in the SSL handshake (%s): the '
+                            'server\'s certificate must be signed by '
+                            'ssl_ca_cert_file, ours by its --ca-cert'
+                            % _strerror(error))
         if error:
             raise _Unreachable(_strerror(error))
         rpc = ovs.jsonrpc.Connection(stream)
@@ -209,6 +281,15 @@ def _fetch_schema(remote, deadline):
                 raise _Unreachable('no %s database: %s' % (SCHEMA,
                                                            reply.error))
             return idlutils.create_schema_helper(reply.result)
+        if remote.startswith('ssl:') and error not in (
+                ovs.jsonrpc.EOF, errno.ECONNRESET, errno.ETIMEDOUT):
+            # TLS 1.3: the server checks our certificate after the client
+            # finished its handshake, and closes on one it does not trust
+            # (measured: ENOTCONN); a server that dies gives EOF or
+            # ECONNRESET instead.
+            raise _SslError(SSL_CERT, 'not accepted: closed after the SSL '
+                            'handshake (%s); sign it with the CA of '
+                            'ovsdb-server\'s --ca-cert' % _strerror(error))
         raise _Unreachable(_strerror(error))
     finally:
         if rpc is not None:
@@ -479,17 +560,35 @@ class OvsdbClient(object):
     :param timeout: seconds any single operation may take, counted from its
         call: connecting, waiting behind other operations, and waiting for
         ovs-vswitchd to apply a change included.
+    :param ssl_files: for an ``ssl:`` connection, dict of ``SSL_KEY``,
+        ``SSL_CERT`` and ``SSL_CA_CERT`` to file paths.  python-ovs keeps
+        them per process (``ovs.stream.Stream.ssl_set_*``), so all clients
+        in a process must be given the same files.
     """
 
-    def __init__(self, connection, timeout):
+    def __init__(self, connection, timeout, ssl_files=None):
         self.connection = connection
         self.timeout = timeout
+        self.ssl_files = dict(ssl_files or {})
         self._api = None
         self._lock = threading.Lock()
 
+    def _use_ssl_files(self):
+        """Check the SSL files and give them to python-ovs.
+
+        :raises _SslError: a file is not set, missing, unreadable or wrong.
+        """
+        _check_ssl_files(self.ssl_files)
+        ovs.stream.Stream.ssl_set_private_key_file(self.ssl_files[SSL_KEY])
+        ovs.stream.Stream.ssl_set_certificate_file(self.ssl_files[SSL_CERT])
+        ovs.stream.Stream.ssl_set_ca_cert_file(self.ssl_files[SSL_CA_CERT])
+
     def _connect(self, deadline):
         reasons = []
-        for remote in idlutils.parse_connection(self.connection):
+        remotes = idlutils.parse_connection(self.connection)
+        if any(remote.startswith('ssl:') for remote in remotes):
+            self._use_ssl_files()
+        for remote in remotes:
             try:
                 helper = _fetch_schema(remote, deadline)
                 break
@@ -560,6 +659,10 @@ class OvsdbClient(object):
             raise exception.OvsdbUnreachable(
                 connection=self.connection, reason=exc.reason,
                 may_have_written=False)
+        except _SslError as exc:
+            raise exception.OvsdbSslError(
+                connection=self.connection, option=exc.option,
+                reason=exc.reason, may_have_written=False)
         except _Refused as exc:
             raise exception.OvsdbRefused(operation=what, reason=exc.reason,
                                          may_have_written=False)

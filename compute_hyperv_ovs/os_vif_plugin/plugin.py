@@ -83,14 +83,40 @@ class HyperVOvsPlugin(plugin.PluginBase):
                         'operation that cannot finish in time fails with an '
                         'error naming ovsdb-server (and ovsdb_connection) or '
                         'ovs-vswitchd, whichever did not answer.'),
+        # The three SSL options have the names and meanings of
+        # neutron-openvswitch-agent's [OVS] ones, so one set of files
+        # serves both on a host.
+        cfg.StrOpt(ovsdb.SSL_KEY,
+                   help='Private key file (PEM, no passphrase) this driver '
+                        'presents to ovsdb-server when ovsdb_connection is '
+                        'ssl:IP:PORT; required then. Same meaning as '
+                        'neutron-openvswitch-agent\'s [OVS] ssl_key_file. '
+                        'Checked before connecting: a missing, unreadable '
+                        'or wrong file fails every port operation with an '
+                        'error naming this option.'),
+        cfg.StrOpt(ovsdb.SSL_CERT,
+                   help='Certificate file (PEM) of ssl_key_file, signed '
+                        'by the CA ovsdb-server trusts (its --ca-cert); '
+                        'required when ovsdb_connection is ssl:IP:PORT. '
+                        'Same meaning as neutron-openvswitch-agent\'s '
+                        '[OVS] ssl_cert_file.'),
+        cfg.StrOpt(ovsdb.SSL_CA_CERT,
+                   help='CA certificate file (PEM) that ovsdb-server\'s '
+                        'certificate must be signed by; required when '
+                        'ovsdb_connection is ssl:IP:PORT. Same meaning as '
+                        'neutron-openvswitch-agent\'s [OVS] '
+                        'ssl_ca_cert_file.'),
     )
 
     def __init__(self, config):
         super().__init__(config)
         # Read the options now: the plugin keeps one connection, and a
         # process may hold several plugins (one per compute driver).
+        self._ssl_files = {name: getattr(config, name) for name in
+                           (ovsdb.SSL_KEY, ovsdb.SSL_CERT, ovsdb.SSL_CA_CERT)}
         self.ovsdb = ovsdb.OvsdbClient(config.ovsdb_connection,
-                                       config.timeout)
+                                       config.timeout,
+                                       ssl_files=self._ssl_files)
 
     def describe(self):
         return osv_objects.host_info.HostPluginInfo(
@@ -280,7 +306,8 @@ class HyperVOvsPlugin(plugin.PluginBase):
         :raises exception.OvsdbUnreachable: no answer within the timeout;
             nothing was written.
         """
-        client = ovsdb.OvsdbClient(self.ovsdb.connection, self.ovsdb.timeout)
+        client = ovsdb.OvsdbClient(self.ovsdb.connection, self.ovsdb.timeout,
+                                   ssl_files=self._ssl_files)
         try:
             add, update, remove = decide(client.list_interfaces())
             client.sync_ports(

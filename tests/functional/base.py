@@ -67,7 +67,8 @@ class HyperVOVSTestBase(integrated_helpers._IntegratedTestBase):
     def _setup_compute_service(self):
         return None
 
-    def start_compute(self, hostname, hyperv_datapath=True, **host_kwargs):
+    def start_compute(self, hostname, hyperv_datapath=True, ovs_ssl=None,
+                      **host_kwargs):
         """Start nova-compute on a new simulated Hyper-V host.
 
         Each host has its own instances path, ``<CONF.instances_path>/
@@ -79,12 +80,16 @@ class HyperVOVSTestBase(integrated_helpers._IntegratedTestBase):
             Windows (a port has a valid ofport only while its VM runs,
             ``ovs.HyperVSwitchPorts``); False: every port gets an ofport at
             once, as on a Linux datapath.
+        :param ovs_ssl: None: the driver reaches OVSDB over TCP; else a
+            dict of SSL option overrides (``{}`` for none): OVSDB also
+            listens for SSL and the driver uses ``ssl:`` with the
+            fixture's client key, certificate and CA, as overridden.
         :param host_kwargs: more ``SimulatedHyperVHost`` arguments, e.g.
             ``cpu_features``.
         :returns: the compute service.
         """
         ovs_fixture = self.useFixture(ovs.OpenVSwitchFixture(
-            hyperv_datapath=hyperv_datapath))
+            hyperv_datapath=hyperv_datapath, ssl=ovs_ssl is not None))
         self.ovs[hostname] = ovs_fixture
         host_kwargs.setdefault('vswitch_name', VSWITCH)
         host_kwargs.setdefault('instances_path', os.path.join(
@@ -99,6 +104,13 @@ class HyperVOVSTestBase(integrated_helpers._IntegratedTestBase):
         # to its own OVSDB.
         self.flags(ovsdb_connection=ovs_fixture.connection,
                    group=OVSDB_GROUP)
+        if ovs_ssl is not None:
+            ssl_options = dict(ssl_key_file=ovs_fixture.pki['client_key'],
+                               ssl_cert_file=ovs_fixture.pki['client_cert'],
+                               ssl_ca_cert_file=ovs_fixture.pki['ca_cert'])
+            ssl_options.update(ovs_ssl)
+            self.flags(ovsdb_connection=ovs_fixture.ssl_connection,
+                       group=OVSDB_GROUP, **ssl_options)
         with self.hyperv.building(hostname):
             compute = self.start_service('compute', host=hostname)
         self.computes[hostname] = compute

@@ -2,8 +2,10 @@
 
 import os
 
+import fixtures
 from os_win import constants as os_win_const
 
+from tests.fixtures import ovs
 from tests.functional import base
 
 
@@ -228,3 +230,33 @@ class TwoHostsTest(BootTestBase):
         self.assertFalse(os.path.exists(self.instance_dir(server1, 'host2')))
         self.assertTrue(os.path.isdir(self.instance_dir(server2, 'host2')))
         self.assertFalse(os.path.exists(self.instance_dir(server2, 'host1')))
+
+
+class SslBootTest(BootTestBase):
+    """The driver reaches its host's ovsdb-server over SSL."""
+
+    def test_boot_and_delete_over_ssl(self):
+        self.start_compute('host1', ovs_ssl={})
+        image = self.images.create_image('vhdx')
+
+        server, port = self.boot(image)
+
+        self.assertEqual('host1', server['OS-EXT-SRV-ATTR:host'])
+        self.assert_ovs_port('host1', server, port)
+        self.assert_vif_plugged_sent('host1', server, port)
+        self._delete_server(server)
+        self.assert_nothing_left(server, 'host1', port)
+
+    def test_boot_with_a_ca_that_did_not_sign_the_server_fails(self):
+        stranger = ovs.make_pki(os.path.join(
+            self.useFixture(fixtures.TempDir()).path, 'pki'))
+        self.start_compute('host1', ovs_ssl={
+            'ssl_ca_cert_file': stranger['ca_cert']})
+        image = self.images.create_image('vhdx')
+
+        server, port = self.boot(image, expected_state='ERROR')
+
+        fault = server['fault']['message']
+        self.assertIn('[os_vif_hyperv_ovs] ssl_ca_cert_file', fault)
+        self.assert_nothing_left(server, 'host1', port)
+        self.assert_no_allocation(server)
