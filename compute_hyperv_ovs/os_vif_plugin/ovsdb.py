@@ -56,6 +56,37 @@ SCHEMA = 'Open_vSwitch'
 # never touches it (os-vif 3.2.0 skipped QoS on win32 too).
 TABLES = ('Open_vSwitch', 'Bridge', 'Port', 'Interface')
 
+# The columns that listing Interfaces and one port-sync transaction
+# (:meth:`OvsdbClient.list_interfaces`, :meth:`OvsdbClient.sync_ports`)
+# read or write, for a connection that does nothing else.  The IDL
+# downloads every registered column of every row when it connects, and
+# ovs-vswitchd fills the Interface and Port tables with statistics and
+# status; with 1000 ports, whole tables made the download several times
+# larger than this.  What each one is for:
+#
+# - Open_vSwitch: ``bridges`` (a new bridge is added to it),
+#   ``next_cfg`` (bumped by every transaction, as ``ovs-vsctl`` does, and
+#   read back with the new value), ``cur_cfg`` (ovs-vswitchd copies
+#   ``next_cfg`` there once it applied the change: the wait after commit).
+# - Bridge: ``name`` (lookup), ``ports`` (ports added and removed),
+#   ``datapath_type`` (set when the VIF's profile names one).
+# - Port: ``name`` (lookup), ``interfaces`` (a new port's Interface; a
+#   removed port's Interfaces are removed with it).
+# - Interface: ``name`` (lookup), ``external_ids`` (read, merged into),
+#   ``type`` (a new bridge's own port is ``internal``, ovsdbapp
+#   ``AddBridgeCommand``).
+#
+# python-ovs refuses to read or write a column that is not registered
+# (``Row.__getattr__`` raises AttributeError, ``Row.__setattr__``
+# KeyError), so a command added to that transaction must have its columns
+# added here.
+SYNC_COLUMNS = {
+    'Open_vSwitch': ('bridges', 'next_cfg', 'cur_cfg'),
+    'Bridge': ('name', 'ports', 'datapath_type'),
+    'Port': ('name', 'interfaces'),
+    'Interface': ('name', 'external_ids', 'type'),
+}
+
 # Where a transaction was when its deadline passed.  Nothing was sent in
 # the first two; ovsdb-server may have applied the third; it applied the
 # fourth.
@@ -325,6 +356,23 @@ class _HostIdl(connection.OvsdbIdl):
         """Connected, and the replica is the server's current snapshot."""
         return self.is_connected() and self.state == self.IDL_S_MONITORING
 
+    # python-ovs calls cooperative_yield() once per row of every update it
+    # loads, and ovsdbapp's yields there (time.sleep(0)), so that a large
+    # load does not keep other green threads from running.  Once per row
+    # is two thousand switches for a bridge of 1000 ports; under eventlet
+    # each lets every ready green thread run, and with native threads each
+    # is a trip through the OS scheduler, which on a busy host hands the
+    # CPU to another process each time.  Yielding once per this many
+    # seconds of loading keeps the other threads as responsive.
+    YIELD_INTERVAL = 0.01
+
+    def cooperative_yield(self):
+        """Yield (``time.sleep(0)``) if none for ``YIELD_INTERVAL`` s."""
+        now = time.monotonic()
+        if now - getattr(self, '_last_yield', 0.0) >= self.YIELD_INTERVAL:
+            time.sleep(0)
+            self._last_yield = time.monotonic()
+
 
 class _DeadlineLock(object):
     """The connection's RLock; acquired within the caller's deadline.
@@ -564,12 +612,20 @@ class OvsdbClient(object):
         ``SSL_CERT`` and ``SSL_CA_CERT`` to file paths.  python-ovs keeps
         them per process (``ovs.stream.Stream.ssl_set_*``), so all clients
         in a process must be given the same files.
+    :param columns: None to replicate the whole of each table of
+        ``TABLES`` (every operation works), or a dict of table name to
+        column names to replicate only those, e.g. :data:`SYNC_COLUMNS`
+        for a connection that only lists Interfaces and syncs ports;
+        connecting then downloads less.  An operation that touches a
+        column left out fails (AttributeError or KeyError from
+        python-ovs).
     """
 
-    def __init__(self, connection, timeout, ssl_files=None):
+    def __init__(self, connection, timeout, ssl_files=None, columns=None):
         self.connection = connection
         self.timeout = timeout
         self.ssl_files = dict(ssl_files or {})
+        self.columns = columns
         self._api = None
         self._lock = threading.Lock()
 
@@ -596,8 +652,12 @@ class OvsdbClient(object):
                 reasons.append(exc.reason)
         else:
             raise _Unreachable('; '.join(reasons))
-        for table in TABLES:
-            helper.register_table(table)
+        if self.columns is None:
+            for table in TABLES:
+                helper.register_table(table)
+        else:
+            for table, columns in self.columns.items():
+                helper.register_columns(table, list(columns))
         idl = _HostIdl(self.connection, helper)
         try:
             conn = _Connection(idl, self.timeout)

@@ -295,7 +295,9 @@ class HyperVOvsPlugin(plugin.PluginBase):
         own, opened for it and closed after it: its initial download is the
         read, so the pass never works from the replica of a connection that
         lost its ovsdb-server, and plugs and unplugs keep their own
-        connection to themselves.
+        connection to themselves.  That connection replicates only the
+        columns the pass uses (``ovsdb.SYNC_COLUMNS``), not ovs-vswitchd's
+        statistics and status of every port.
 
         :param decide: callable, given {Interface name: external_ids dict}
             of every Interface (tell this service's own with
@@ -307,7 +309,8 @@ class HyperVOvsPlugin(plugin.PluginBase):
             nothing was written.
         """
         client = ovsdb.OvsdbClient(self.ovsdb.connection, self.ovsdb.timeout,
-                                   ssl_files=self._ssl_files)
+                                   ssl_files=self._ssl_files,
+                                   columns=ovsdb.SYNC_COLUMNS)
         try:
             add, update, remove = decide(client.list_interfaces())
             client.sync_ports(

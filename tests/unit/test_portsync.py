@@ -135,6 +135,23 @@ class PortSyncTestCase(test.TestCase):
         self.assertIn('reconciled with its instances: recreated 1, '
                       'corrected 1, removed 1.', self.stdlog.logger.output)
 
+    def test_missing_bridge_is_created_with_its_ports(self):
+        # The pass's connection replicates only the columns the pass uses
+        # (ovsdb.SYNC_COLUMNS); creating a bridge needs more of them than
+        # adding a port (its own port, of Interface type internal).
+        instance, nova_vif = self.instance()
+        self.ovs.vsctl('del-br', 'br-int')
+
+        self.assertEqual((1, 0, 0), self.sync.reconcile())
+
+        self.assertEqual(['br-int'], self.ovs.list_bridges())
+        self.assertEqual([nova_vif['id']], self.ovs.list_ports())
+        types = self.ovs.interface_types()
+        self.assertEqual('internal', types['br-int'])
+        self.assertEqual('', types[nova_vif['id']])
+        self.assertEqual(instance.uuid,
+                         self.external_ids(nova_vif['id'])['vm-uuid'])
+
     def test_second_pass_changes_nothing(self):
         self.instance()
         self.instance(plugged=False)
