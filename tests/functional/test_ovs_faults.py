@@ -45,7 +45,7 @@ class OvsFaultTestBase(test_boot.BootTestBase):
         return self.wait_for(server, 'ERROR'), port
 
     def wait_for(self, server, status):
-        return self._wait_for_state_change(server, status, max_retries=40)
+        return self._wait_for_state_change(server, status, max_retries=120)
 
     def assert_failed_cleanly(self, server, port):
         """ERROR, no VM, no vNIC, no OVS port, no files, no allocation."""
