@@ -421,6 +421,34 @@ class _Connection(connection.Connection):
         except queue.Full:
             raise _Expired(QUEUED)
 
+    def stop(self, timeout=None):
+        """Stop the connection thread, waiting ``timeout`` s at most.
+
+        ovsdbapp's ``stop()`` puts its wake-up into a queue of one and
+        joins the thread without a limit, so behind a transaction the
+        thread never takes it never returns (seen as a test that hung in
+        its clean-up after ovsdb-server had been paused).  Here both waits
+        end after the connection's timeout; the thread is a daemon and
+        ends by itself once it sees ``is_running`` is False.
+
+        :returns: True when the thread ended in time.
+        """
+        if not self.is_running:
+            return True
+        self.is_running = False
+        timeout = self.timeout if timeout is None else timeout
+        try:
+            self.txns.put(None, timeout=timeout)
+        except queue.Full:
+            pass
+        self.thread.join(timeout)
+        if self.thread.is_alive():
+            LOG.warning('OVSDB connection thread did not stop within %s s',
+                        timeout)
+            return False
+        self.thread = None
+        return True
+
 
 class _Transaction(impl_idl.OvsVsctlTransaction):
     """An ``ovs-vsctl``-like transaction bound by its operation's deadline.
