@@ -44,6 +44,9 @@ class HyperVOVSTestBase(integrated_helpers._IntegratedTestBase):
         self.switch_ports = {}
         self._ports_made = 0
         super().setUp()
+        # Replaces nova's (it stubs nova's glance API again): snapshots
+        # keep their data.
+        self.glance = self.useFixture(images.GlanceFixture(self))
         self.images = self.useFixture(images.DiskImagesFixture(self.glance))
         self.flavor_id = self._create_flavor(
             memory_mb=1024, vcpu=2, disk=2, ephemeral=0)
