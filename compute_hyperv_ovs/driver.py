@@ -58,6 +58,7 @@ from compute_hyperv_ovs import livemigrationops
 from compute_hyperv_ovs import migrationops
 from compute_hyperv_ovs.os_vif_plugin import plugin
 from compute_hyperv_ovs import portsync
+from compute_hyperv_ovs import snapshotops
 from compute_hyperv_ovs import vmops
 
 CONF = nova.conf.CONF
@@ -80,6 +81,7 @@ class HyperVOVSDriver(hyperv_driver.HyperVDriver):
         self._livemigrationops = livemigrationops.LiveMigrationOps(
             self._vmops, self._vif_plugin)
         self._migrationops = migrationops.MigrationOps(self._vmops)
+        self._snapshotops = snapshotops.SnapshotOps()
         # CONF.host now is this service's: nova builds the driver for it.
         self._vif_plugin.set_compute_host(CONF.host)
         self._port_sync = portsync.PortSync(
