@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import subprocess
+import threading
 import time
 
 import fixtures
@@ -562,6 +563,76 @@ class SimulatedHyperVTestCase(testtools.TestCase):
         # By hand obeys the same rules as os-win's requests.
         self.assertRaises(os_win_exc.HyperVVMNotFoundException,
                           self.host1.guest_shuts_down, 'no-such-vm')
+
+    def _thread_errors(self):
+        errors = []
+        self.useFixture(fixtures.MonkeyPatch(
+            'threading.excepthook', lambda args: errors.append(args)))
+        return errors
+
+    def test_vm_removed_while_its_guest_turns_off(self):
+        # The race seen in CI: the guest's shutdown timer turned the VM
+        # off, and the VM was removed before the power state event went
+        # out; the timer's thread died with HyperVVMNotFoundException and
+        # the event was lost.  The switch port listeners run at that very
+        # moment (the ports go with the VM's state), so removing the VM
+        # there replays the interleaving without timing.
+        vmutils = self._running()
+        events = self._listened(vmutils)
+        errors = self._thread_errors()
+        removed = []
+
+        def remove_when_off():
+            if ('instance-1' in self.host1.vms and
+                    self.host1.vms['instance-1'].power_state == OFF):
+                self.host1.remove_vm('instance-1')
+                removed.append('instance-1')
+
+        self.host1.switch_port_listeners.append(remove_when_off)
+        vmutils.soft_shutdown_vm('instance-1')
+        time.sleep(0.2)
+
+        self.assertEqual(['instance-1'], removed)
+        self.assertEqual([], errors)
+        # WMI's event carries the state the VM changed to (os-win reads
+        # event.EnabledState), whatever happens to the VM afterwards.
+        self.assertEqual([('instance-1', OFF)], events)
+
+    def test_destroy_waits_for_the_guest_turning_off(self):
+        # nova destroying the VM in another thread while the guest turns
+        # it off: Hyper-V delivers the Off event of a VM that still
+        # exists, so nova's listener can still read the VM's notes
+        # (InstanceEventHandler._get_instance_uuid); the destroy comes
+        # after the guest's change and its event.
+        vmutils = self._running()
+        seen = []
+        handler = vmutils.get_vm_power_state_change_listener(
+            get_handler=True)
+        handler(lambda name, state: seen.append(
+            (name, state, vmutils.vm_exists(name))))
+        errors = self._thread_errors()
+        destroyers = []
+
+        def destroy_elsewhere():
+            if (destroyers or 'instance-1' not in self.host1.vms or
+                    self.host1.vms['instance-1'].power_state != OFF):
+                return
+            destroyer = threading.Thread(
+                target=vmutils.destroy_vm, args=('instance-1',))
+            destroyers.append(destroyer)
+            destroyer.start()
+            # Before the fix the destroy ran to its end right here.
+            destroyer.join(1)
+
+        self.host1.switch_port_listeners.append(destroy_elsewhere)
+        vmutils.soft_shutdown_vm('instance-1')
+        time.sleep(0.1)
+        for destroyer in destroyers:
+            destroyer.join(5)
+
+        self.assertEqual([], errors)
+        self.assertEqual([('instance-1', OFF, True)], seen)
+        self.assertNotIn('instance-1', self.host1.vms)
 
     # ---- switch ports and vSwitch extensions ----
 
