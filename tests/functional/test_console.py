@@ -10,11 +10,15 @@ guest prints ``hyperv.GUEST_BOOT_LINES`` lines on COM1 at every boot.
 
 import time
 
+from os_win import constants as os_win_const
+
 from tests.fixtures import hyperv
 from tests.functional import base
 
+OFF = os_win_const.HYPERV_VM_STATE_DISABLED
 
-class ConsoleOutputTest(base.HyperVOVSTestBase):
+
+class ConsoleTestBase(base.HyperVOVSTestBase):
 
     def setUp(self):
         super().setUp()
@@ -53,6 +57,9 @@ class ConsoleOutputTest(base.HyperVOVSTestBase):
         self._wait_for_server_parameter(
             server, {'status': 'ACTIVE', 'OS-EXT-STS:task_state': None})
         return output
+
+
+class ConsoleOutputTest(ConsoleTestBase):
 
     def test_booted_server_shows_its_boot_messages(self):
         server, port = self.boot(self.image)
@@ -107,3 +114,46 @@ class ConsoleOutputTest(base.HyperVOVSTestBase):
         self.assertEqual(boot1, self.console(server).splitlines())
         self.assertEqual(boot1[-2:] + [''],
                          self.console(server, length=3).split('\n'))
+
+
+class ConsoleOfMovedServerTest(ConsoleTestBase):
+    """A VM that never ran: a stopped server cold-migrated to host2."""
+
+    # As a deployment: casts stay casts (test_migration does the same).
+    CAST_AS_CALL = False
+
+    def setUp(self):
+        super().setUp()
+        self.start_compute('host2')
+
+    def test_vm_that_never_ran_has_no_console_output(self):
+        server, port = self.boot(self.image, host='host1')
+        boot1 = self.boot_lines(server, 1)
+        self.wait_for_console(server, boot1[2])
+        self.api.post_server_action(server['id'], {'os-stop': None})
+        server = self._wait_for_state_change(server, 'SHUTOFF')
+
+        # nova's Hyper-V driver moves only the disks: the VM on host2,
+        # created Off, never ran, and host2 has no console log of it.
+        server = self._migrate_server(server, host='host2')
+        self.assertEqual('host2', server['OS-EXT-SRV-ATTR:host'])
+        vm = self.vm_of(server)
+        self.assertEqual((hyperv.POWER_STATE_NAMES[OFF], 0),
+                         (vm.power_state_name, vm.boot_count))
+        # nova answers an empty output, not an error.
+        self.assertEqual('', self.console(server))
+        self.assertEqual('', self.console(server, length=3))
+        self.api.post_server_action(server['id'], {'confirmResize': None})
+        server = self._wait_for_state_change(server, 'SHUTOFF')
+        self.assertEqual('', self.console(server))
+
+        # Its first start on host2 is the guest's first boot there.
+        self.api.post_server_action(server['id'], {'os-start': None})
+        server = self._wait_for_state_change(server, 'ACTIVE')
+        output = self.wait_for_console(
+            server, hyperv.guest_boot_messages(
+                'host2', server['OS-EXT-SRV-ATTR:instance_name'],
+                1).splitlines()[2])
+        self.assertTrue(output.startswith(
+            '[    0.000000] Linux version 6.1.0-simulated (simulated guest '
+            'on Hyper-V host host2)\n'))

@@ -157,3 +157,34 @@ class HostStateTestCase(testtools.TestCase):
         self.assertEqual([OFF], states)
         self.assertEqual(OFF, self._saved_power_state(store1, 'instance-1'))
         self.assertEqual('guest', self.host1.power_off_causes['instance-1'])
+
+    def test_console_handler_of_a_restarted_compute_reads_the_guest(self):
+        # The cloud's nova-compute restarts while a VM runs whose guest's
+        # boot messages no handler has read yet: the new process's
+        # handler (nova's init_host starts one per running VM) finds the
+        # VM and its unread output in the host's file.
+        store1, _store2 = self._stores()
+        vmutils = self._utils('host1', 'vmutils')
+        self._new_vm(vmutils, 'instance-1')
+        pipe = r'\\.\pipe\%s_rw' % uuidutils.generate_uuid()
+        vmutils.set_vm_serial_port_connection('instance-1', 1, pipe)
+        vmutils.set_vm_state('instance-1', RUNNING)
+
+        self.synced.uninstall()
+        self.host1._vms.clear()
+        store1, _store2 = self._stores()
+        log_file = os.path.join(self.tmp, 'console.log')
+        with self.hosts.building('host1'):
+            handler = utilsfactory.get_named_pipe_handler(
+                pipe, log_file=log_file)
+        handler.start()
+        handler.stop()
+
+        with open(log_file) as f:
+            self.assertEqual(
+                hyperv.guest_boot_messages('host1', 'instance-1', 1),
+                f.read())
+        with open(store1.path) as f:
+            saved, = json.load(f)['vms']
+        self.assertEqual('', saved['console_unread'])
+        self.assertEqual(1, saved['boot_count'])
