@@ -638,6 +638,26 @@ class SimulatedHyperVTestCase(testtools.TestCase):
         self.assertEqual([('instance-1', OFF, True)], seen)
         self.assertNotIn('instance-1', self.host1.vms)
 
+    def test_readers_of_switch_ports_never_wait_for_the_host(self):
+        # The OVS fixture's monitor reads a host's switch ports under its
+        # own lock, which a switch port listener -- called while the host
+        # changes a VM, under the host's lock -- takes too: a reader that
+        # waited for the host's lock could deadlock with it.
+        vmutils = self._running()
+        self.host1.guest_shutdown_seconds = 0.05
+        read = []
+        with self.host1.atomic():   # a change under way in this thread
+            vmutils.soft_shutdown_vm('instance-1')
+            time.sleep(0.1)         # the guest's time has come
+            reader = threading.Thread(
+                target=lambda: read.append(self.host1.switch_ports),
+                daemon=True)
+            reader.start()
+            reader.join(2)
+            self.assertFalse(reader.is_alive())
+        self.assertEqual([frozenset()], read)
+        self.assertEqual(OFF, vmutils.get_vm_state('instance-1'))
+
     # ---- the guest's serial console log ----
 
     def _console_vm(self, name='instance-1'):
