@@ -17,6 +17,7 @@ host::
 
     python tests/cloud/hyperv_compute.py --host hv1:127.0.0.11:DIR \\
         --peer hv2:127.0.0.12:DIR2 --vswitch external \\
+        --guest-shutdown-seconds 1 \\
         -- --config-file DIR/nova.conf --log-file DIR/nova-compute.log
 
 It installs the simulated Hyper-V host of ``tests/fixtures/hyperv.py`` in
@@ -52,6 +53,14 @@ def _host_spec(text):
     return name, ip, os.path.abspath(directory)
 
 
+def _seconds(text):
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError('%s: not a number of seconds '
+                                         '(0 or more)' % text)
+    return value
+
+
 def _keep_node_identity(node_uuid):
     """Record the simulated host's node uuid in ``state_path/compute_id``.
 
@@ -80,6 +89,14 @@ def main(argv):
                         default=[], help='NAME:IP:DIR of another host')
     parser.add_argument('--vswitch', default='external',
                         help='the Hyper-V vSwitch (OVS-enabled) name')
+    parser.add_argument(
+        '--guest-shutdown-seconds', type=_seconds, default=1.0,
+        metavar='SECONDS',
+        help='seconds a simulated guest takes to turn off after a soft '
+             'shutdown request (nova stop, rebuild, resize, shelve, soft '
+             'reboot), on every simulated host of this process; nova '
+             'waits for it up to its shutdown_timeout (60 s) before '
+             'turning the VM off (default: %(default)s)')
     parser.add_argument('nova_args', nargs=argparse.REMAINDER)
     args = parser.parse_args(argv[1:])
     nova_args = [a for a in args.nova_args if a != '--']
@@ -91,6 +108,7 @@ def main(argv):
         host = fixture.add_host(
             name, vswitch_name=args.vswitch, local_ips=[ip],
             instances_path=os.path.join(directory, 'instances'))
+        host.guest_shutdown_seconds = args.guest_shutdown_seconds
         stores.append(hyperv_state.HostStateStore(host, directory))
     synced = hyperv_state.SyncedHosts(stores)
     synced.install()

@@ -8,8 +8,11 @@ through the destination's state file.
 
 import json
 import os
+import threading
+import time
 
 import fixtures
+from os_win import constants as os_win_const
 from os_win import utilsfactory
 from oslo_config import fixture as config_fixture
 from oslo_utils import uuidutils
@@ -21,6 +24,9 @@ from tests.fixtures import hyperv
 from tests.fixtures import hyperv_state
 
 CONF = nova.conf.CONF
+
+RUNNING = os_win_const.HYPERV_VM_STATE_ENABLED
+OFF = os_win_const.HYPERV_VM_STATE_DISABLED
 
 
 class HostStateTestCase(testtools.TestCase):
@@ -98,3 +104,87 @@ class HostStateTestCase(testtools.TestCase):
         os.replace(store1.path, store2.path)
         vmutils = self._utils('host2', 'vmutils')
         self.assertRaises(ValueError, vmutils.list_instances)
+
+    def _saved_power_state(self, store, name):
+        with open(store.path) as f:
+            saved = json.load(f)
+        return {vm['name']: vm['power_state'] for vm in saved['vms']}[name]
+
+    def test_guest_turning_off_in_its_timer_is_saved(self):
+        # The cloud's nova-compute keeps the host in its file; a guest
+        # that turns off in its timer's thread, with no call of nova
+        # around, changes the file too (another process, or this one
+        # restarted, sees the VM off).
+        store1, _store2 = self._stores()
+        vmutils = self._utils('host1', 'vmutils')
+        self._new_vm(vmutils, 'instance-1')
+        vmutils.set_vm_state('instance-1', RUNNING)
+        events = []
+        vmutils.get_vm_power_state_change_listener(get_handler=True)(
+            lambda name, state: events.append((name, state)))
+        self.host1.guest_shutdown_seconds = 0.05
+
+        vmutils.soft_shutdown_vm('instance-1')
+        self.assertEqual(RUNNING,
+                         self._saved_power_state(store1, 'instance-1'))
+        time.sleep(0.3)
+
+        self.assertEqual(OFF, self._saved_power_state(store1, 'instance-1'))
+        self.assertEqual([('instance-1', OFF)], events)
+
+    def test_guest_turning_off_during_a_call_of_nova(self):
+        # nova is inside a call of the simulated host (holding the hosts'
+        # lock) when the guest's timer fires; the guest's change waits for
+        # the call, in the same lock order, instead of deadlocking with
+        # nova's next look at the VM.
+        store1, _store2 = self._stores()
+        vmutils = self._utils('host1', 'vmutils')
+        self._new_vm(vmutils, 'instance-1')
+        vmutils.set_vm_state('instance-1', RUNNING)
+        self.host1.guest_shutdown_seconds = 0.05
+        vmutils.soft_shutdown_vm('instance-1')
+        states = []
+
+        def nova_call():
+            with self.synced.synced():
+                time.sleep(0.3)   # the guest's timer fires meanwhile
+                states.append(vmutils.get_vm_state('instance-1'))
+
+        nova = threading.Thread(target=nova_call, daemon=True)
+        nova.start()
+        nova.join(5)
+
+        self.assertEqual([OFF], states)
+        self.assertEqual(OFF, self._saved_power_state(store1, 'instance-1'))
+        self.assertEqual('guest', self.host1.power_off_causes['instance-1'])
+
+    def test_console_handler_of_a_restarted_compute_reads_the_guest(self):
+        # The cloud's nova-compute restarts while a VM runs whose guest's
+        # boot messages no handler has read yet: the new process's
+        # handler (nova's init_host starts one per running VM) finds the
+        # VM and its unread output in the host's file.
+        store1, _store2 = self._stores()
+        vmutils = self._utils('host1', 'vmutils')
+        self._new_vm(vmutils, 'instance-1')
+        pipe = r'\\.\pipe\%s_rw' % uuidutils.generate_uuid()
+        vmutils.set_vm_serial_port_connection('instance-1', 1, pipe)
+        vmutils.set_vm_state('instance-1', RUNNING)
+
+        self.synced.uninstall()
+        self.host1._vms.clear()
+        store1, _store2 = self._stores()
+        log_file = os.path.join(self.tmp, 'console.log')
+        with self.hosts.building('host1'):
+            handler = utilsfactory.get_named_pipe_handler(
+                pipe, log_file=log_file)
+        handler.start()
+        handler.stop()
+
+        with open(log_file) as f:
+            self.assertEqual(
+                hyperv.guest_boot_messages('host1', 'instance-1', 1),
+                f.read())
+        with open(store1.path) as f:
+            saved, = json.load(f)['vms']
+        self.assertEqual('', saved['console_unread'])
+        self.assertEqual(1, saved['boot_count'])

@@ -13,9 +13,11 @@
 """Tests of the simulated Hyper-V host, driven through nova's real driver."""
 
 import contextlib
+import io
 import json
 import os
 import subprocess
+import threading
 import time
 
 import fixtures
@@ -32,6 +34,7 @@ from nova import context as nova_context
 from nova import exception as nova_exception
 from nova import objects
 from nova.virt.hyperv import driver as hyperv_driver
+from nova.virt.hyperv import serialconsoleops
 import nova.virt.node
 
 from tests.fixtures import hyperv
@@ -543,9 +546,11 @@ class SimulatedHyperVTestCase(testtools.TestCase):
         vmutils.set_vm_state('instance-1', RUNNING)
         time.sleep(0.2)
 
-        # The guest's old request does not turn the restarted VM off.
+        # The guest's old request does not turn the restarted VM off;
+        # nova's own requests fire their events, as on Hyper-V.
         self.assertEqual(RUNNING, vmutils.get_vm_state('instance-1'))
-        self.assertEqual([], events)
+        self.assertEqual([('instance-1', OFF), ('instance-1', RUNNING)],
+                         events)
 
     def test_changes_behind_nova_fire_power_state_events(self):
         vmutils = self._running()
@@ -562,6 +567,190 @@ class SimulatedHyperVTestCase(testtools.TestCase):
         # By hand obeys the same rules as os-win's requests.
         self.assertRaises(os_win_exc.HyperVVMNotFoundException,
                           self.host1.guest_shuts_down, 'no-such-vm')
+
+    def _thread_errors(self):
+        errors = []
+        self.useFixture(fixtures.MonkeyPatch(
+            'threading.excepthook', lambda args: errors.append(args)))
+        return errors
+
+    def test_vm_removed_while_its_guest_turns_off(self):
+        # The race seen in CI: the guest's shutdown timer turned the VM
+        # off, and the VM was removed before the power state event went
+        # out; the timer's thread died with HyperVVMNotFoundException and
+        # the event was lost.  The switch port listeners run at that very
+        # moment (the ports go with the VM's state), so removing the VM
+        # there replays the interleaving without timing.
+        vmutils = self._running()
+        events = self._listened(vmutils)
+        errors = self._thread_errors()
+        removed = []
+
+        def remove_when_off():
+            if ('instance-1' in self.host1.vms and
+                    self.host1.vms['instance-1'].power_state == OFF):
+                self.host1.remove_vm('instance-1')
+                removed.append('instance-1')
+
+        self.host1.switch_port_listeners.append(remove_when_off)
+        vmutils.soft_shutdown_vm('instance-1')
+        time.sleep(0.2)
+
+        self.assertEqual(['instance-1'], removed)
+        self.assertEqual([], errors)
+        # WMI's event carries the state the VM changed to (os-win reads
+        # event.EnabledState), whatever happens to the VM afterwards.
+        self.assertEqual([('instance-1', OFF)], events)
+
+    def test_destroy_waits_for_the_guest_turning_off(self):
+        # nova destroying the VM in another thread while the guest turns
+        # it off: Hyper-V delivers the Off event of a VM that still
+        # exists, so nova's listener can still read the VM's notes
+        # (InstanceEventHandler._get_instance_uuid); the destroy comes
+        # after the guest's change and its event.
+        vmutils = self._running()
+        seen = []
+        handler = vmutils.get_vm_power_state_change_listener(
+            get_handler=True)
+        handler(lambda name, state: seen.append(
+            (name, state, vmutils.vm_exists(name))))
+        errors = self._thread_errors()
+        destroyers = []
+
+        def destroy_elsewhere():
+            if (destroyers or 'instance-1' not in self.host1.vms or
+                    self.host1.vms['instance-1'].power_state != OFF):
+                return
+            destroyer = threading.Thread(
+                target=vmutils.destroy_vm, args=('instance-1',))
+            destroyers.append(destroyer)
+            destroyer.start()
+            # Before the fix the destroy ran to its end right here.
+            destroyer.join(1)
+
+        self.host1.switch_port_listeners.append(destroy_elsewhere)
+        vmutils.soft_shutdown_vm('instance-1')
+        time.sleep(0.1)
+        for destroyer in destroyers:
+            destroyer.join(5)
+
+        self.assertEqual([], errors)
+        self.assertEqual([('instance-1', OFF, True)], seen)
+        self.assertNotIn('instance-1', self.host1.vms)
+
+    def test_readers_of_switch_ports_never_wait_for_the_host(self):
+        # The OVS fixture's monitor reads a host's switch ports under its
+        # own lock, which a switch port listener -- called while the host
+        # changes a VM, under the host's lock -- takes too: a reader that
+        # waited for the host's lock could deadlock with it.
+        vmutils = self._running()
+        self.host1.guest_shutdown_seconds = 0.05
+        read = []
+        with self.host1.atomic():   # a change under way in this thread
+            vmutils.soft_shutdown_vm('instance-1')
+            time.sleep(0.1)         # the guest's time has come
+            reader = threading.Thread(
+                target=lambda: read.append(self.host1.switch_ports),
+                daemon=True)
+            reader.start()
+            reader.join(2)
+            self.assertFalse(reader.is_alive())
+        self.assertEqual([frozenset()], read)
+        self.assertEqual(OFF, vmutils.get_vm_state('instance-1'))
+
+    # ---- the guest's serial console log ----
+
+    def _console_vm(self, name='instance-1'):
+        """A VM with nova's COM1 pipe; nova's serial console ops."""
+        vmutils = self._utils('host1', 'vmutils')
+        self._new_vm(vmutils, name)
+        vmutils.set_vm_serial_port_connection(
+            name, 1, r'\\.\pipe\%s_rw' % uuidutils.generate_uuid())
+        with self.hosts.building('host1'):
+            ops = serialconsoleops.SerialConsoleOps()
+        self.addCleanup(ops.stop_console_handler, name)
+        return vmutils, ops
+
+    def _full_log(self, ops, name='instance-1'):
+        # Stopping nova's handler closes (flushes) the log file.
+        ops.stop_console_handler(name)
+        return ops.get_console_output(name)
+
+    def test_console_log_holds_what_the_guest_printed(self):
+        vmutils, ops = self._console_vm()
+        vmutils.set_vm_state('instance-1', RUNNING)
+        # nova's handler connects after the start (on its power state
+        # event) and still gets the boot messages.
+        ops.start_console_handler('instance-1')
+
+        boot1 = hyperv.guest_boot_messages('host1', 'instance-1', 1)
+        self.assertEqual(hyperv.GUEST_BOOT_LINES, len(boot1.splitlines()))
+        self.assertIn('instance-1, boot 1', boot1.splitlines()[2])
+        # As os-win's, the log file lags by at most its write buffer, in
+        # whole lines of the guest's.
+        now = ops.get_console_output('instance-1')
+        self.assertTrue(boot1.encode().startswith(now))
+        self.assertTrue(now.endswith(b'\n'))
+        self.assertGreaterEqual(len(now), len(boot1) - io.DEFAULT_BUFFER_SIZE)
+        self.assertGreater(len(now.splitlines()), 3)
+        self.assertEqual(boot1.encode(), self._full_log(ops))
+        self.assertEqual(1, self.host1.vms['instance-1'].boot_count)
+
+        # A reset (hard reboot) prints them again into the same log.
+        ops.start_console_handler('instance-1')
+        vmutils.set_vm_state('instance-1', os_win_const.HYPERV_VM_STATE_REBOOT)
+        boot2 = hyperv.guest_boot_messages('host1', 'instance-1', 2)
+        self.assertEqual((boot1 + boot2).encode(), self._full_log(ops))
+
+    def test_console_output_lost_while_no_handler_reads(self):
+        vmutils, ops = self._console_vm()
+        vmutils.set_vm_state('instance-1', RUNNING)
+        ops.start_console_handler('instance-1')
+        vmutils.set_vm_state('instance-1', OFF)
+        # The pipe broke with the stop; the old handler logs nothing of
+        # the next boot, which waits for a new reader (nova starts one on
+        # the Running event) -- and is lost if the VM stops first.
+        vmutils.set_vm_state('instance-1', RUNNING)
+        vmutils.set_vm_state('instance-1', OFF)
+        vmutils.set_vm_state('instance-1', RUNNING)
+        boot1 = hyperv.guest_boot_messages('host1', 'instance-1', 1)
+        self.assertEqual(boot1.encode(), self._full_log(ops))
+        ops.start_console_handler('instance-1')
+        boot3 = hyperv.guest_boot_messages('host1', 'instance-1', 3)
+        self.assertEqual((boot1 + boot3).encode(), self._full_log(ops))
+
+    def test_vm_that_never_ran_has_no_console_output(self):
+        vmutils, ops = self._console_vm()
+        # No running VM serves the pipe: os-win's handler fails to start
+        # (nova logs it and goes on), and nova reads no log.
+        pipe, = vmutils.get_vm_serial_port_connections('instance-1')
+        with self.hosts.building('host1'):
+            handler = utilsfactory.get_named_pipe_handler(
+                pipe, log_file=os.path.join(self.tmp, 'console.log'))
+        self.assertRaises(os_win_exc.OSWinException, handler.start)
+        ops.start_console_handler('instance-1')
+        self.assertEqual((), self.host1.serial_pipe_handlers)
+        self.assertEqual(b'', ops.get_console_output('instance-1'))
+        self.assertEqual(0, self.host1.vms['instance-1'].boot_count)
+
+    def test_console_log_rotates_at_os_win_size_limit(self):
+        vmutils, ops = self._console_vm()
+        log_path = os.path.join(self.instances_path, 'instance-1',
+                                'console.log')
+        os.makedirs(os.path.dirname(log_path))
+        old = b'x' * (os_win_const.MAX_CONSOLE_LOG_FILE_SIZE - 10) + b'\n'
+        with open(log_path, 'wb') as f:
+            f.write(old)
+        vmutils.set_vm_state('instance-1', RUNNING)
+        ops.start_console_handler('instance-1')
+
+        boot1 = hyperv.guest_boot_messages('host1', 'instance-1', 1)
+        # nova reads the archive first.
+        self.assertEqual(old + boot1.encode(), self._full_log(ops))
+        with open(log_path + '.1', 'rb') as f:
+            self.assertEqual(old, f.read())
+        with open(log_path, 'rb') as f:
+            self.assertEqual(boot1.encode(), f.read())
 
     # ---- switch ports and vSwitch extensions ----
 
