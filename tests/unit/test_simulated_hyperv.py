@@ -160,9 +160,10 @@ class SimulatedHyperVTestCase(testtools.TestCase):
 
     def test_unknown_method_not_implemented(self):
         vmutils = self._utils('host1', 'vmutils')
-        exc = self.assertRaises(NotImplementedError,
-                                getattr, vmutils, 'take_vm_snapshot')
-        self.assertIn('SimulatedVMUtils.take_vm_snapshot', str(exc))
+        exc = self.assertRaises(NotImplementedError, getattr, vmutils,
+                                'enable_remotefx_video_adapter')
+        self.assertIn('SimulatedVMUtils.enable_remotefx_video_adapter',
+                      str(exc))
         self.assertRaises(NotImplementedError,
                           lambda: self._utils('host1', 'vhdutils').flatten_vhd)
         with self.hosts.building('host1'):
