@@ -1,6 +1,7 @@
 """Boot and delete servers through nova on simulated Hyper-V hosts + OVS."""
 
 import os
+import time
 
 import fixtures
 from os_win import constants as os_win_const
@@ -34,11 +35,23 @@ class BootTestBase(base.HyperVOVSTestBase):
         self.assertEqual({}, self._get_allocations_by_server_uuid(
             server['id']))
 
-    def assert_vif_plugged_sent(self, hostname, server, port):
-        self.assertIn(
-            (hostname, 'network-vif-plugged', server['id'], port['id']),
-            [(e['host'], e['name'], e['server_uuid'], e['tag'])
-             for e in self.vif_plugged.events_sent])
+    def assert_vif_plugged_sent(self, hostname, server, port, timeout=10):
+        """network-vif-plugged is posted, within ``timeout`` seconds.
+
+        The agent stand-in reports a port from its own thread once it sees
+        the ofport, as the real agent does, so after a path that does not
+        wait for the event (a stopped VM started with a port attached) the
+        event can still be on its way when the server is ACTIVE.
+        """
+        wanted = (hostname, 'network-vif-plugged', server['id'], port['id'])
+        deadline = time.monotonic() + timeout
+        while True:
+            sent = [(e['host'], e['name'], e['server_uuid'], e['tag'])
+                    for e in self.vif_plugged.events_sent]
+            if wanted in sent or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        self.assertIn(wanted, sent)
 
 
 class BootTest(BootTestBase):

@@ -159,6 +159,46 @@ class OpenVSwitchFixtureTest(testtools.TestCase):
         # Not a hard limit, just a guard against a slow start-up creeping in.
         self.assertLess(elapsed, 3)
 
+    def test_bridge_port_names_as_list_ports(self):
+        host = self.useFixture(ovs.OpenVSwitchFixture())
+        host.add_port('br-int', 'p1')
+        host.add_port('br-int', PORT_UUID, vif_ids())
+        host.add_bridge('br-other')
+        host.add_port('br-other', 'p3')
+        self.assertEqual(set(host.list_ports()), host.bridge_port_names())
+        self.assertEqual({'p1', PORT_UUID}, host.bridge_port_names('br-int'))
+        self.assertEqual({'p3'}, host.bridge_port_names('br-other'))
+        self.assertEqual(set(), host.bridge_port_names('br-missing'))
+
+    def test_kept_connection_survives_ovsdb_restart(self):
+        host = self.useFixture(ovs.OpenVSwitchFixture())
+        host.add_port('br-int', 'p1')
+        self.assertEqual({'p1'}, host.bridge_port_names())
+        host.restart_ovsdb()
+        host.add_port('br-int', 'p2')
+        # The first request after the restart goes out on a new connection.
+        self.assertEqual({'p1', 'p2'}, host.bridge_port_names())
+        host.kill_ovsdb()
+        self.assertRaises(OSError, host.bridge_port_names)
+        host.start_ovsdb()
+        self.assertEqual({'p1', 'p2'}, host.bridge_port_names())
+
+    def test_transact_writes_and_reports_errors(self):
+        host = self.useFixture(ovs.OpenVSwitchFixture())
+        host.add_port('br-int', 'p1')
+        result, = host.transact({'op': 'update', 'table': 'Interface',
+                                 'where': [['name', '==', 'p1']],
+                                 'row': {'external_ids': ['map', [
+                                     ['k', 'v']]]}})
+        self.assertEqual(1, result['count'])
+        self.assertEqual({'k': 'v'},
+                         host.get_interface('p1')['external_ids'])
+        self.assertRaises(ovs.OvsdbError, host.transact,
+                          {'op': 'select', 'table': 'NoSuchTable',
+                           'where': []})
+        # The connection is still usable after an error.
+        self.assertEqual({'p1'}, host.bridge_port_names())
+
 
 @unittest.skipUnless(ovs.ovs_available(), 'Open vSwitch is not installed')
 class NeutronAgentStandInTest(testtools.TestCase):
