@@ -499,8 +499,8 @@ class OtherThreadingModelTest(testtools.TestCase):
         code = (
             'import sys\n'
             '%s\n'
-            'from tests.fixtures import neutron_agent\n'
-            'assert neutron_agent._eventlet_patched() is %s\n'
+            'from tests.fixtures import ovs\n'
+            'assert ovs.eventlet_patched() is %s\n'
             'from testtools.run import main\n'
             'main(["testtools.run"] + sys.argv[1:], sys.stdout)\n'
             % ('' if patched else 'import nova.monkey_patch', not patched))
