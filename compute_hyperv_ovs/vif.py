@@ -299,13 +299,10 @@ class HyperVOVSVIFDriver(hyperv_vif.HyperVVIFDriver):
         :raises nova.exception.VirtualInterfacePlugException: the port
             could not be read (the message names the culprit).
         """
-        ovs_vif = self._ovs_vif(instance, vif)
-        if ovs_vif is None:
-            return None
-        try:
-            return self._vif_plugin.port_status(ovs_vif[0])
-        except ovs_exception.OvsPortError as exc:
-            raise self._port_error(instance, ovs_vif[0], exc)
+        return self._on_ovs_port(
+            instance, vif,
+            lambda osvif_vif, instance_info: self._vif_plugin.port_status(
+                osvif_vif))
 
     def replug(self, instance, vif):
         """Add the VIF's OVS port again, for a port not up once the VM runs.
@@ -317,14 +314,24 @@ class HyperVOVSVIFDriver(hyperv_vif.HyperVVIFDriver):
         :raises nova.exception.VirtualInterfacePlugException: the port
             could not be written (the message names the culprit).
         """
+        # A failure is not undone as a failed plug is: the VM runs and keeps
+        # its port, which the port sync puts right once OVS answers.
+        return self._on_ovs_port(instance, vif, self._vif_plugin.replug)
+
+    def _on_ovs_port(self, instance, vif, operation):
+        """``operation(osvif_vif, instance_info)`` for a VIF on OVS.
+
+        :returns: what the operation returns, or None for a VIF this driver
+            does not put on OVS.
+        :raises nova.exception.VirtualInterfacePlugException: the plugin
+            failed (the message names the culprit).
+        """
         ovs_vif = self._ovs_vif(instance, vif)
         if ovs_vif is None:
             return None
         try:
-            return self._vif_plugin.replug(*ovs_vif)
+            return operation(*ovs_vif)
         except ovs_exception.OvsPortError as exc:
-            # Not undone as a failed plug is: the VM runs and keeps its
-            # port, which the port sync puts right once OVS answers.
             raise self._port_error(instance, ovs_vif[0], exc)
 
     def wait_for_port_up(self, instance, vif, timeout):
