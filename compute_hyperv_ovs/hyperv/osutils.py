@@ -25,6 +25,10 @@ few WMI sessions; serialising every call on one thread instead would hold
 every other operation of the host for the length of a live migration (os-win
 waits for the WMI job on the calling thread).
 
+Look attributes up in the thread that uses them: a bound method fetched
+in one thread and called in another carries the first thread's object
+along.
+
 The simulated Hyper-V host of the tests refuses a utils object used from a
 thread other than the one that built it.
 """

@@ -32,7 +32,10 @@ written under their locks).  The instances path of a host is
 Never part of the shipped package.
 """
 
-import nova.monkey_patch  # noqa: F401  (first, as nova's own cmd does)
+# First, as nova-compute itself: importing nova's entry point decides the
+# concurrency mode (native threading unless [DEFAULT] concurrency_backend or
+# OS_NOVA_DISABLE_EVENTLET_PATCHING says eventlet).
+from nova.cmd import compute  # noqa: I100
 
 import argparse  # noqa: E402
 import os  # noqa: E402
@@ -40,7 +43,9 @@ import sys  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..'))
 
-from nova.cmd import compute  # noqa: E402
+# Then the driver's package, which makes os-win importable in that mode,
+# before the simulated host imports os-win.
+import compute_hyperv_ovs  # noqa: E402,F401
 from nova import config  # noqa: E402
 from nova.virt import node  # noqa: E402
 
