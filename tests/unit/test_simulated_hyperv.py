@@ -33,10 +33,10 @@ import nova.conf
 from nova import context as nova_context
 from nova import exception as nova_exception
 from nova import objects
-from nova.virt.hyperv import driver as hyperv_driver
-from nova.virt.hyperv import serialconsoleops
 import nova.virt.node
 
+from compute_hyperv_ovs import driver
+from compute_hyperv_ovs.hyperv import serialconsole
 from tests.fixtures.hyperv import constants as hyperv_const
 from tests.fixtures.hyperv import fixture as hyperv_fixture
 from tests.fixtures.hyperv import guest as hyperv_guest
@@ -51,7 +51,7 @@ class FakeVirtAPI(object):
     """The two things nova's Hyper-V driver asks of its virtapi."""
 
     @contextlib.contextmanager
-    def wait_for_instance_event(self, instance, event_names, deadline=300,
+    def wait_for_instance_event(self, instance, event_names, timeout=300,
                                 error_callback=None):
         yield
 
@@ -91,7 +91,7 @@ class SimulatedHyperVTestCase(testtools.TestCase):
 
     def _driver(self, hostname):
         with self.hosts.building(hostname):
-            return hyperv_driver.HyperVDriver(FakeVirtAPI())
+            return driver.HyperVOVSDriver(FakeVirtAPI())
 
     def _utils(self, hostname, kind):
         with self.hosts.building(hostname):
@@ -670,7 +670,7 @@ class SimulatedHyperVTestCase(testtools.TestCase):
         vmutils.set_vm_serial_port_connection(
             name, 1, r'\\.\pipe\%s_rw' % uuidutils.generate_uuid())
         with self.hosts.building('host1'):
-            ops = serialconsoleops.SerialConsoleOps()
+            ops = serialconsole.SerialConsoleOps()
         self.addCleanup(ops.stop_console_handler, name)
         return vmutils, ops
 
