@@ -35,6 +35,8 @@ from nova.i18n import _
 from os_win.utils import pathutils as os_win_pathutils
 from oslo_log import log as logging
 
+# Imported for its side effect: it registers the [hyperv] options.
+from compute_hyperv_ovs import conf  # noqa: F401
 from compute_hyperv_ovs.hyperv import constants
 
 CONF = nova.conf.CONF
