@@ -6,3 +6,6 @@
 from nova import monkey_patch  # noqa: E402
 
 monkey_patch.patch(backend='threading')
+# Then the driver's package, before anything imports os_win (the simulated
+# host does).
+import compute_hyperv_ovs  # noqa: E402,F401
