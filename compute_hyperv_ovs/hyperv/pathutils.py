@@ -234,7 +234,11 @@ class PathUtils(os_win_pathutils.PathUtils):
             create_dir=True, remove_dir=True)
 
     def get_vm_console_log_paths(self, instance_name, remote_server=None):
-        """The VM's console log and its archived half.
+        """The VM's console log and its archived half (no directory made).
+
+        A reader (``get_console_output`` of an instance that never ran
+        here) must not leave an empty instance directory behind, so unlike
+        nova 28 this only builds the paths.
 
         :returns: (``<instance dir>\\console.log``,
             ``<instance dir>\\console.log.1``); the second is what os-win's
@@ -242,7 +246,8 @@ class PathUtils(os_win_pathutils.PathUtils):
             console's output in order is the second, then the first.
         """
         log_path = os.path.join(
-            self.get_instance_dir(instance_name, remote_server),
+            self.get_instance_dir(instance_name, remote_server,
+                                  create_dir=False),
             _CONSOLE_LOG_NAME)
         return log_path, log_path + _ARCHIVED_LOG_SUFFIX
 
@@ -251,10 +256,13 @@ class PathUtils(os_win_pathutils.PathUtils):
 
         Before a live migration without shared storage (nova 28
         livemigrationops), so ``console log`` shows the VM's whole history
-        on the destination.  Missing files are skipped.
+        on the destination.  The destination's instance directory is made
+        if needed; missing files are skipped; a log already there (from an
+        earlier stay of the VM) is replaced.
 
         :raises IOError: a copy failed (os-win ``PathUtils.copy``).
         """
+        self.get_instance_dir(instance_name, remote_server=dest_host)
         local_paths = self.get_vm_console_log_paths(instance_name)
         remote_paths = self.get_vm_console_log_paths(
             instance_name, remote_server=dest_host)

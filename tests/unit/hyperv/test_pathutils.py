@@ -126,6 +126,8 @@ class InstanceFilesTestCase(test.NoDBTestCase):
             (os.path.join(self.instance_dir, 'console.log'),
              os.path.join(self.instance_dir, 'console.log.1')),
             self.paths.get_vm_console_log_paths('instance-1'))
+        # Asking where the log would be leaves no directory behind.
+        self.assertFalse(os.path.exists(self.instance_dir))
 
     def test_unwritable_destination_is_file_not_found(self):
         missing = os.path.join(self.instances_path, 'no-such-dir')
@@ -163,15 +165,32 @@ class TwoHostsTestCase(test.NoDBTestCase):
                          paths1.get_instance_dir('instance-1',
                                                  remote_server='host2'))
 
+    def test_console_log_copy_makes_the_destination_dir(self):
+        own1 = self.useFixture(fixtures.TempDir()).path
+        own2 = self.useFixture(fixtures.TempDir()).path
+        paths1 = self._paths('host1', instances_path=own1)
+        self._paths('host2', instances_path=own2)
+        paths1.get_instance_dir('instance-1')
+        log, _ = paths1.get_vm_console_log_paths('instance-1')
+        with open(log, 'w') as f:
+            f.write('login:\n')
+
+        paths1.copy_vm_console_logs('instance-1', 'host2')
+
+        self.assertTrue(os.path.isfile(
+            os.path.join(own2, 'instance-1', 'console.log')))
+
     def test_console_logs_follow_the_vm_to_another_host(self):
         own1 = self.useFixture(fixtures.TempDir()).path
         own2 = self.useFixture(fixtures.TempDir()).path
         paths1 = self._paths('host1', instances_path=own1)
         paths2 = self._paths('host2', instances_path=own2)
+        paths1.get_instance_dir('instance-1')
         log, archived = paths1.get_vm_console_log_paths('instance-1')
         with open(log, 'w') as f:
             f.write('login:\n')
         # A stale log from an earlier stay on host2 is replaced.
+        paths2.get_instance_dir('instance-1')
         stale, _ = paths2.get_vm_console_log_paths('instance-1')
         with open(stale, 'w') as f:
             f.write('old boot\n')
