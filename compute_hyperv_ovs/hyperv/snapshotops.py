@@ -127,7 +127,9 @@ class SnapshotOps(object):
         LOG.debug('Uploading %(path)s to image %(image)s as %(format)s',
                   {'path': image_path, 'image': image_id,
                    'format': disk_format})
-        with self._pathutils.open(image_path, 'rb') as data:
+        # The builtin open: os-win's PathUtils.open imports six, which
+        # os-win 5.9.0 does not declare.
+        with open(image_path, 'rb') as data:
             with compute_utils.disk_ops_semaphore:
                 image_service.update(context, image_id, metadata, data,
                                      purge_props=False)
