@@ -166,11 +166,20 @@ def leaves_through(out, vni, ofport):
         re.search(r'output:%d\b' % ofport, tun[sets_vni.start():]))
 
 
-def trace(host, in_port, src_mac, dst_mac):
-    flow = ('in_port=%s,dl_src=%s,dl_dst=%s,dl_type=0x0800,nw_src=10.0.0.1,'
-            'nw_dst=10.0.0.2' % (in_port, src_mac, dst_mac))
+def trace(host, in_port, src, dst):
+    """An ICMP echo request from port src (on in_port) to port dst.
+
+    With the OVS firewall on, the packet must carry src's own addresses
+    (anything else is dropped as spoofed) and pass through conntrack as a
+    new connection (``--ct-next trk,new``); src's group allows it out.
+    """
+    flow = ('in_port=%s,dl_src=%s,dl_dst=%s,icmp,nw_src=%s,nw_dst=%s,'
+            'icmp_type=8,icmp_code=0' % (
+                in_port, src['mac_address'], dst['mac_address'],
+                src['fixed_ips'][0]['ip_address'],
+                dst['fixed_ips'][0]['ip_address']))
     cmd = ['ovs-appctl', '-t', '%s/ovs/ovs-vswitchd.ctl' % host_dir(host),
-           'ofproto/trace', 'br-int', flow]
+           'ofproto/trace', 'br-int', flow, '--ct-next', 'trk,new']
     print('  $ %s' % ' '.join(cmd[:2] + ['%s/ovs/ovs-vswitchd.ctl'
                                          % host_dir(host)] + cmd[3:]))
     return run(cmd, quiet=True)
@@ -554,8 +563,7 @@ def main():
     for here, there, src_if, src, dst in (
             ('hv1', 'kvm1', iface, hv_port, kvm_port),
             ('kvm1', 'hv1', kvm_iface, kvm_port, hv_port)):
-        out = trace(here, src_if['ofport'], src['mac_address'],
-                    dst['mac_address'])
+        out = trace(here, src_if['ofport'], src, dst)
         port = tunnel_ofport(here, there)
         ok = leaves_through(out, vni, port)
         show_trace(out)
@@ -603,8 +611,7 @@ def main():
         'hv1', 'Interface', 'external_ids:iface-id=%s' % hv_port['id'])
         or None, timeout=60)
     check(gone, 'the port is gone from hv1')
-    out = trace('kvm1', kvm_iface['ofport'], kvm_port['mac_address'],
-                hv_port['mac_address'])
+    out = trace('kvm1', kvm_iface['ofport'], kvm_port, hv_port)
     port = tunnel_ofport('kvm1', 'hv2')
     show_trace(out)
     check(leaves_through(out, vni, port), "kvm1's tunnel to hv2 (ofport %s) "
