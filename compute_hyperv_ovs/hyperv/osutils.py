@@ -50,6 +50,10 @@ class _PerThread(object):
         # Built now, for the constructing thread: failures to reach the
         # host show at driver start-up rather than at the first call.
         self._local.utils = self._build()
+        # Kept for introspection only (the simulated host finds from it
+        # which host a proxy belongs to); calls always go through
+        # _for_this_thread().
+        self._first = self._local.utils
 
     def _build(self):
         return self._factory(*self._args, **self._kwargs)

@@ -17,7 +17,7 @@ from nova.tests.functional import integrated_helpers
 from oslo_utils import uuidutils
 
 from compute_hyperv_ovs import conf  # noqa: F401 (registers the options)
-from tests.fixtures import hyperv
+from tests.fixtures.hyperv import fixture as hyperv_fixture
 from tests.fixtures import images
 from tests.fixtures import neutron_agent
 from tests.fixtures import ovs
@@ -61,7 +61,7 @@ class HyperVOVSTestBase(integrated_helpers._IntegratedTestBase):
         self.flags(vif_plugging_timeout=self.VIF_PLUGGING_TIMEOUT,
                    vif_plugging_is_fatal=True)
         self.flags(timeout=5, group=OVSDB_GROUP)
-        self.hyperv = self.useFixture(hyperv.HyperVHostsFixture())
+        self.hyperv = self.useFixture(hyperv_fixture.HyperVHostsFixture())
         self.vif_plugged = None  # needs the API, made once it exists
         super()._setup_services()
         self.vif_plugged = neutron_agent.VifPluggedNotifier(

@@ -10,7 +10,7 @@ from oslo_utils import uuidutils
 from compute_hyperv_ovs import driver
 from compute_hyperv_ovs import vif
 from compute_hyperv_ovs import vmops
-from tests.fixtures import hyperv
+from tests.fixtures.hyperv import fixture as hyperv_fixture
 from tests.fixtures import ovs
 
 
@@ -18,7 +18,7 @@ class DriverLoadTest(test.NoDBTestCase):
 
     def setUp(self):
         super().setUp()
-        self.hosts = self.useFixture(hyperv.HyperVHostsFixture())
+        self.hosts = self.useFixture(hyperv_fixture.HyperVHostsFixture())
         self.hosts.add_host('host1')
 
     def load(self):
@@ -63,7 +63,7 @@ class CleanupHostTest(test.NoDBTestCase):
         self.flags(ovsdb_connection=self.ovs.connection, timeout=3,
                    group='os_vif_hyperv_ovs')
         self.flags(vswitch_name='ovs-switch', group='hyperv')
-        self.hosts = self.useFixture(hyperv.HyperVHostsFixture())
+        self.hosts = self.useFixture(hyperv_fixture.HyperVHostsFixture())
         self.hosts.add_host('host1', vswitch_name='ovs-switch')
         with self.hosts.building('host1'):
             self.driver = virt_driver.load_compute_driver(

@@ -12,7 +12,7 @@ from oslo_utils import uuidutils
 
 from compute_hyperv_ovs import exception
 from compute_hyperv_ovs import imagecache
-from tests.fixtures import hyperv
+from tests.fixtures.hyperv import fixture as hyperv_fixture
 from tests.fixtures import images
 
 
@@ -23,7 +23,7 @@ class GetCachedImageTestCase(test.NoDBTestCase):
         instances_path = self.useFixture(fixtures.TempDir()).path
         self.flags(instances_path=instances_path)
         self.base_dir = os.path.join(instances_path, '_base')
-        self.hosts = self.useFixture(hyperv.HyperVHostsFixture())
+        self.hosts = self.useFixture(hyperv_fixture.HyperVHostsFixture())
         self.hosts.add_host('host1')
         with self.hosts.building('host1'):
             self.cache = imagecache.ImageCache()
@@ -41,7 +41,8 @@ class GetCachedImageTestCase(test.NoDBTestCase):
         parent = self.differencing_parents.get(image_id)
         if parent is not None:
             # A differencing VHD's parent is recorded beside the file (see
-            # tests/fixtures/hyperv.py _DiskMetadata), so make it in place.
+            # tests/fixtures/hyperv/diskfiles.py DiskMetadata), so make it in
+            # place.
             with self.hosts.building('host1'):
                 utilsfactory.get_vhdutils().create_differencing_vhd(
                     path + '.vhd', parent)

@@ -23,7 +23,8 @@ from compute_hyperv_ovs import conf  # noqa: F401 (registers the options)
 from compute_hyperv_ovs import livemigrationops
 from compute_hyperv_ovs.os_vif_plugin import plugin
 from compute_hyperv_ovs import vmops
-from tests.fixtures import hyperv
+from tests.fixtures.hyperv import constants as hyperv_const
+from tests.fixtures.hyperv import fixture as hyperv_fixture
 from tests.fixtures import ovs
 
 VSWITCH = 'ovs-switch'
@@ -58,7 +59,7 @@ class LiveMigrationOpsTestBase(test.TestCase):
         self.ovs = self.useFixture(ovs.OpenVSwitchFixture())
         self.flags(ovsdb_connection=self.ovs.connection, timeout=3,
                    group=plugin.CONFIG_GROUP)
-        self.hosts = self.useFixture(hyperv.HyperVHostsFixture())
+        self.hosts = self.useFixture(hyperv_fixture.HyperVHostsFixture())
         self.src = self.add_host('host1')
         self.dest = self.add_host('host2')
         self.src_ops = self.make_ops('host1')
@@ -99,13 +100,13 @@ class LiveMigrationOpsTestBase(test.TestCase):
         with self.hosts.building('host1'):
             utilsfactory.get_networkutils().connect_vnic_to_vswitch(
                 VSWITCH, self.vif['id'])
-        self.src_vmutils.set_vm_state(name, hyperv._RUNNING)
+        self.src_vmutils.set_vm_state(name, hyperv_const.RUNNING)
 
 
 class DestinationCheckTest(LiveMigrationOpsTestBase):
 
-    def check(self, src_features=hyperv.DEFAULT_CPU_FEATURES,
-              dst_features=hyperv.DEFAULT_CPU_FEATURES):
+    def check(self, src_features=hyperv_const.DEFAULT_CPU_FEATURES,
+              dst_features=hyperv_const.DEFAULT_CPU_FEATURES):
         return self.dest_ops.check_can_live_migrate_destination(
             self.context, self.instance,
             compute_info('host1', src_features),
@@ -176,7 +177,7 @@ class DestinationCheckTest(LiveMigrationOpsTestBase):
 
     def test_different_cpus_refused_without_limit_cpu_features(self):
         message = self.refused(
-            dst_features=hyperv.DEFAULT_CPU_FEATURES - {'sse3'})
+            dst_features=hyperv_const.DEFAULT_CPU_FEATURES - {'sse3'})
 
         self.assertIn('host2 lacks processor features of host1', message)
         self.assertIn('[hyperv] limit_cpu_features = True', message)
@@ -185,7 +186,7 @@ class DestinationCheckTest(LiveMigrationOpsTestBase):
     def test_different_cpus_pass_with_limit_cpu_features(self):
         self.flags(limit_cpu_features=True, group='hyperv')
 
-        self.check(dst_features=hyperv.DEFAULT_CPU_FEATURES - {'sse3'})
+        self.check(dst_features=hyperv_const.DEFAULT_CPU_FEATURES - {'sse3'})
 
     def test_same_cpus_pass_without_limit_cpu_features(self):
         self.check()
@@ -375,7 +376,7 @@ class LiveMigrationTest(LiveMigrationOpsTestBase):
         self.assertIn('HyperVException', event.traceback)
 
     def test_hyperv_cpu_refusal_names_limit_cpu_features(self):
-        self.dest.cpu_features = hyperv.DEFAULT_CPU_FEATURES - {'sse3'}
+        self.dest.cpu_features = hyperv_const.DEFAULT_CPU_FEATURES - {'sse3'}
         self.running_vm_on_source(limit_cpu_features=False)
 
         self.migrate()
@@ -387,7 +388,7 @@ class LiveMigrationTest(LiveMigrationOpsTestBase):
         self.assertIn('[hyperv] limit_cpu_features = True', event.details)
 
     def test_limited_vm_moves_to_different_cpu(self):
-        self.dest.cpu_features = hyperv.DEFAULT_CPU_FEATURES - {'sse3'}
+        self.dest.cpu_features = hyperv_const.DEFAULT_CPU_FEATURES - {'sse3'}
         self.running_vm_on_source(limit_cpu_features=True)
 
         self.migrate()

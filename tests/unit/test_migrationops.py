@@ -15,7 +15,8 @@ from compute_hyperv_ovs import conf  # noqa: F401 (registers the options)
 from compute_hyperv_ovs import migrationops
 from compute_hyperv_ovs.os_vif_plugin import plugin
 from compute_hyperv_ovs import vmops
-from tests.fixtures import hyperv
+from tests.fixtures.hyperv import constants as hyperv_const
+from tests.fixtures.hyperv import fixture as hyperv_fixture
 
 VSWITCH = 'ovs-switch'
 
@@ -35,7 +36,7 @@ class MigrationOpsTestBase(test.NoDBTestCase):
         # No OVSDB is reached: the VMs here have no NICs.
         self.flags(ovsdb_connection='tcp:127.0.0.1:1', timeout=1,
                    group=plugin.CONFIG_GROUP)
-        self.hosts = self.useFixture(hyperv.HyperVHostsFixture())
+        self.hosts = self.useFixture(hyperv_fixture.HyperVHostsFixture())
         self.host = self.hosts.add_host(
             'host1', vswitch_name=VSWITCH,
             instances_path=os.path.join(test.CONF.instances_path, 'host1'))
@@ -59,7 +60,7 @@ class CheckTargetFlavorTest(MigrationOpsTestBase):
         name = self.instance.name
         self.vmutils.create_vm(name, False, 1, self.instance_dir,
                                [self.instance.uuid])
-        self.vmutils.set_vm_state(name, hyperv._RUNNING)
+        self.vmutils.set_vm_state(name, hyperv_const.RUNNING)
 
     def test_shrinking_root_disk_is_refused_before_anything_changes(self):
         self.running_vm()

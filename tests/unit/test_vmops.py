@@ -22,7 +22,7 @@ from compute_hyperv_ovs.hyperv import serialconsole
 from compute_hyperv_ovs.os_vif_plugin import plugin
 from compute_hyperv_ovs import vif
 from compute_hyperv_ovs import vmops
-from tests.fixtures import hyperv
+from tests.fixtures.hyperv import fixture as hyperv_fixture
 from tests.fixtures import ovs
 
 # What the compute manager passes for an image-backed instance.
@@ -69,7 +69,7 @@ class VMOpsTestCase(test.NoDBTestCase):
         super().setUp()
         self.instances_path = self.useFixture(fixtures.TempDir()).path
         self.flags(instances_path=self.instances_path)
-        self.hosts = self.useFixture(hyperv.HyperVHostsFixture())
+        self.hosts = self.useFixture(hyperv_fixture.HyperVHostsFixture())
         self.hosts.add_host('host1')
         # Nothing here reaches OVSDB: the connection opens on first plug.
         vif_plugin = plugin.HyperVOvsPlugin.load(plugin.PLUGIN_NAME)
