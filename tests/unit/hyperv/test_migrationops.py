@@ -25,7 +25,8 @@ from compute_hyperv_ovs.hyperv import imagecache
 from compute_hyperv_ovs.hyperv import migrationops
 from compute_hyperv_ovs.hyperv import serialconsole
 from compute_hyperv_ovs.hyperv import vmops
-from tests.fixtures import hyperv
+from tests.fixtures.hyperv import constants as hyperv_const
+from tests.fixtures.hyperv import fixture as hyperv_fixture
 from tests.fixtures import images
 
 MAC = 'fa:16:3e:00:00:01'
@@ -85,7 +86,7 @@ class MigrationOpsTestBase(test.NoDBTestCase):
         super().setUp()
         root = self.useFixture(fixtures.TempDir()).path
         self.flags(instances_path=root)
-        self.hosts = self.useFixture(hyperv.HyperVHostsFixture())
+        self.hosts = self.useFixture(hyperv_fixture.HyperVHostsFixture())
         self.src = Host(self.hosts, 'host1', os.path.join(root, 'host1'))
         self.dest = Host(self.hosts, 'host2', os.path.join(root, 'host2'))
         self.context = nova_context.get_admin_context()
@@ -134,7 +135,7 @@ class MigrationOpsTestBase(test.NoDBTestCase):
         ctrl = self.src.vmutils.get_vm_ide_controller(self.name, 0)
         self.src.vmutils.attach_drive(self.name, root, ctrl, 0)
         self.src.vmutils.create_nic(self.name, self.vif['id'], MAC)
-        self.src.vmutils.set_vm_state(self.name, hyperv._RUNNING)
+        self.src.vmutils.set_vm_state(self.name, hyperv_const.RUNNING)
         return root
 
     def migrate_away(self, flavor=None, dest=None):
@@ -349,7 +350,7 @@ class ColdMigrationTest(MigrationOpsTestBase):
                          self.src.sim.disks[self.src_root].virtual_size)
 
     def test_confirm_with_nothing_left_is_fine(self):
-        self.src.vmutils.set_vm_state(self.name, hyperv._OFF)
+        self.src.vmutils.set_vm_state(self.name, hyperv_const.OFF)
         self.src.vmutils.destroy_vm(self.name)
         shutil.rmtree(self.src.path(self.name))
 
