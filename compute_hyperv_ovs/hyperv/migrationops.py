@@ -37,7 +37,6 @@ from nova.virt import configdrive
 from nova.virt import driver
 from os_win import utilsfactory
 from oslo_log import log as logging
-from oslo_utils import excutils
 from oslo_utils import units
 
 from compute_hyperv_ovs.hyperv import block_device
@@ -169,9 +168,8 @@ class MigrationOps(object):
                 self._pathutils.move_folder_files(copy_dir, instance_dir)
                 self._pathutils.rmtree(copy_dir)
         except Exception:
-            with excutils.save_and_reraise_exception():
-                self._undo_disk_move(instance, instance_dir, revert_dir,
-                                     copy_dir)
+            self._undo_disk_move(instance, instance_dir, revert_dir, copy_dir)
+            raise
 
     def _undo_disk_move(self, instance, instance_dir, revert_dir, copy_dir):
         # Best effort: the copy's own error is what the caller reports.
@@ -275,11 +273,12 @@ class MigrationOps(object):
                                      block_device_info=block_device_info,
                                      network_info=network_info)
         except Exception:
-            with excutils.save_and_reraise_exception():
-                LOG.error('Could not set up the re-created VM; deleting it, '
-                          'its disks stay', instance=instance)
-                self._vmops.destroy(instance, network_info,
-                                    block_device_info, destroy_disks=False)
+            LOG.error('Could not set up the re-created VM; deleting it, its '
+                      'disks stay', instance=instance)
+            # A failing destroy surfaces with the first error chained.
+            self._vmops.destroy(instance, network_info, block_device_info,
+                                destroy_disks=False)
+            raise
 
     def _adopt_root_disk(self, context, instance, reparent, resize):
         root_path = self._pathutils.lookup_root_vhd_path(instance.name)
@@ -378,13 +377,12 @@ class MigrationOps(object):
             try:
                 self._vhdutils.merge_vhd(child_path)
             except Exception:
-                with excutils.save_and_reraise_exception():
-                    # Not merged: the child goes back to the cached image.
-                    self._vhdutils.reconnect_parent_vhd(child_path,
-                                                        parent_path)
+                # Not merged: the child goes back to the cached image.
+                self._vhdutils.reconnect_parent_vhd(child_path, parent_path)
+                raise
         except Exception:
-            with excutils.save_and_reraise_exception():
-                self._pathutils.remove(parent_copy)
+            self._pathutils.remove(parent_copy)
+            raise
         self._pathutils.rename(parent_copy, child_path)
 
     def _attach_config_drive(self, instance, vm_gen):
