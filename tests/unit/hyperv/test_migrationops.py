@@ -289,6 +289,17 @@ class ColdMigrationTest(MigrationOpsTestBase):
         self.assertEqual('Running',
                          self.dest.sim.vms[self.name].power_state_name)
 
+    def test_confirm_keeps_an_instance_dir_that_holds_files(self):
+        self.migrate_away()
+        # With a shared instances path the migrated disks are in there.
+        open(self.src.path(self.name, 'root.vhdx'), 'w').close()
+
+        self.src.ops.confirm_migration(self.context, None, self.instance,
+                                       self.network_info)
+
+        self.assertIsNone(self.files(self.src, self.name + '_revert'))
+        self.assertEqual(['root.vhdx'], self.files(self.src, self.name))
+
     def test_revert_brings_the_vm_back_on_the_source(self):
         self.migrate_away()
 
