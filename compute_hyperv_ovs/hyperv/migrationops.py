@@ -48,11 +48,13 @@ LOG = logging.getLogger(__name__)
 
 
 def _shrink_refusal(what, current_gb, requested_gb):
+    # The first sentences keep nova 28's wording, which operators' tooling
+    # may match; the last says what to do instead.
     return exception.InstanceFaultRollback(exception.CannotResizeDisk(
-        reason=_('Cannot resize the %(what)s to a smaller size (current '
-                 '%(current)s GB, requested %(requested)s GB): Hyper-V '
-                 'cannot shrink a virtual disk; choose a flavor whose '
-                 '%(what)s is at least %(current)s GB') % {
+        reason=_('Cannot resize the %(what)s to a smaller size. Current '
+                 'size: %(current)s GB. Requested size: %(requested)s GB. '
+                 'Hyper-V cannot shrink a virtual disk; choose a flavor '
+                 'whose %(what)s is at least %(current)s GB') % {
             'what': what, 'current': current_gb,
             'requested': requested_gb}))
 

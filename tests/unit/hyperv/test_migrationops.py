@@ -195,7 +195,7 @@ class ShrinkRefusalTest(MigrationOpsTestBase):
         # nova 28's refusal, with what to do.
         self.assertIn('Cannot resize the root disk to a smaller size',
                       message)
-        self.assertIn('current 3 GB, requested 2 GB', message)
+        self.assertIn('Current size: 3 GB. Requested size: 2 GB.', message)
         self.assertIn('choose a flavor whose root disk is at least 3 GB',
                       message)
 
