@@ -380,7 +380,9 @@ class DeferringAgentLiveMigrationTest(DatapathTestBase):
 
         self._live_migrate(server)
 
-        self._wait_for_migration_status(server, ['error'])
+        # nova's own status for a move that never started (its source's
+        # wait for the destination's events failed).
+        self._wait_for_migration_status(server, ['failed'])
         server = self._wait_for_server_parameter(
             server, {'status': 'ACTIVE', 'OS-EXT-STS:task_state': None,
                      'OS-EXT-SRV-ATTR:host': 'host1'})

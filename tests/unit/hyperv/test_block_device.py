@@ -13,7 +13,7 @@ from oslo_utils import units
 from oslo_utils import uuidutils
 
 from compute_hyperv_ovs.hyperv import block_device
-from tests.fixtures import hyperv
+from tests.fixtures.hyperv import fixture as hyperv_fixture
 
 GEN1 = 1
 GEN2 = 2
@@ -193,7 +193,7 @@ class OnTheHostTestCase(test.NoDBTestCase):
         super().setUp()
         self.instances_path = self.useFixture(fixtures.TempDir()).path
         self.flags(instances_path=self.instances_path)
-        hosts = self.useFixture(hyperv.HyperVHostsFixture())
+        hosts = self.useFixture(hyperv_fixture.HyperVHostsFixture())
         self.host = hosts.add_host('hv1')
         with hosts.building('hv1'):
             self.vmutils = utilsfactory.get_vmutils()
