@@ -9,7 +9,7 @@ three through os-win's own WMI connection handling
 (``os_win.utils.baseutils.BaseUtilsVirt``), the way os-win's utils do.
 
 Only :mod:`compute_hyperv_ovs.status` uses it; the driver does not.  In
-tests, ``tests/fixtures/hyperv.py`` replaces it with the simulated host's
+tests, ``tests/fixtures/hyperv/ (hostinfoutils)`` replaces it with the simulated host's
 ``SimulatedHostInfoUtils``, as it replaces os-win's classes.
 """
 

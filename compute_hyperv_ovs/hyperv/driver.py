@@ -73,7 +73,8 @@ class HyperVDriver(driver.ComputeDriver):
         self._livemigrationops = self._build_livemigrationops()
         self._event_handler = eventhandler.InstanceEventHandler(
             state_change_callback=self.emit_event,
-            vm_started_callback=self._serialconsoleops.start_console_handler)
+            vm_started_callback=self._serialconsoleops.start_console_handler,
+            vm_stopped_callback=self._serialconsoleops.stop_console_handler)
 
     # ---- construction: what a network back end may replace ----
 

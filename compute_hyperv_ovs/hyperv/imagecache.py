@@ -127,9 +127,11 @@ class ImageCache(imagecache.ImageCacheManager):
 
     @staticmethod
     def _declared_format(instance):
-        declared = instance.image_meta.obj_attr_is_set('disk_format') and \
-            instance.image_meta.disk_format
-        return declared or None
+        """The image's ``disk_format`` as glance has it, or None."""
+        image_meta = instance.image_meta
+        if not image_meta.obj_attr_is_set('disk_format'):
+            return None
+        return image_meta.disk_format or None
 
     def _fetch(self, context, instance, image_id, declared, download_path):
         """Download, check and name a new image; nothing stays if refused.

@@ -37,7 +37,6 @@ from nova.virt import configdrive
 from nova.virt import driver
 from os_win import utilsfactory
 from oslo_log import log as logging
-from oslo_utils import excutils
 from oslo_utils import units
 
 from compute_hyperv_ovs.hyperv import block_device
@@ -49,11 +48,13 @@ LOG = logging.getLogger(__name__)
 
 
 def _shrink_refusal(what, current_gb, requested_gb):
+    # The first sentences keep nova 28's wording, which operators' tooling
+    # may match; the last says what to do instead.
     return exception.InstanceFaultRollback(exception.CannotResizeDisk(
-        reason=_('Cannot resize the %(what)s to a smaller size (current '
-                 '%(current)s GB, requested %(requested)s GB): Hyper-V '
-                 'cannot shrink a virtual disk; choose a flavor whose '
-                 '%(what)s is at least %(current)s GB') % {
+        reason=_('Cannot resize the %(what)s to a smaller size. Current '
+                 'size: %(current)s GB. Requested size: %(requested)s GB. '
+                 'Hyper-V cannot shrink a virtual disk; choose a flavor '
+                 'whose %(what)s is at least %(current)s GB') % {
             'what': what, 'current': current_gb,
             'requested': requested_gb}))
 
@@ -169,9 +170,8 @@ class MigrationOps(object):
                 self._pathutils.move_folder_files(copy_dir, instance_dir)
                 self._pathutils.rmtree(copy_dir)
         except Exception:
-            with excutils.save_and_reraise_exception():
-                self._undo_disk_move(instance, instance_dir, revert_dir,
-                                     copy_dir)
+            self._undo_disk_move(instance, instance_dir, revert_dir, copy_dir)
+            raise
 
     def _undo_disk_move(self, instance, instance_dir, revert_dir, copy_dir):
         # Best effort: the copy's own error is what the caller reports.
@@ -275,11 +275,12 @@ class MigrationOps(object):
                                      block_device_info=block_device_info,
                                      network_info=network_info)
         except Exception:
-            with excutils.save_and_reraise_exception():
-                LOG.error('Could not set up the re-created VM; deleting it, '
-                          'its disks stay', instance=instance)
-                self._vmops.destroy(instance, network_info,
-                                    block_device_info, destroy_disks=False)
+            LOG.error('Could not set up the re-created VM; deleting it, its '
+                      'disks stay', instance=instance)
+            # A failing destroy surfaces with the first error chained.
+            self._vmops.destroy(instance, network_info, block_device_info,
+                                destroy_disks=False)
+            raise
 
     def _adopt_root_disk(self, context, instance, reparent, resize):
         root_path = self._pathutils.lookup_root_vhd_path(instance.name)
@@ -378,13 +379,12 @@ class MigrationOps(object):
             try:
                 self._vhdutils.merge_vhd(child_path)
             except Exception:
-                with excutils.save_and_reraise_exception():
-                    # Not merged: the child goes back to the cached image.
-                    self._vhdutils.reconnect_parent_vhd(child_path,
-                                                        parent_path)
+                # Not merged: the child goes back to the cached image.
+                self._vhdutils.reconnect_parent_vhd(child_path, parent_path)
+                raise
         except Exception:
-            with excutils.save_and_reraise_exception():
-                self._pathutils.remove(parent_copy)
+            self._pathutils.remove(parent_copy)
+            raise
         self._pathutils.rename(parent_copy, child_path)
 
     def _attach_config_drive(self, instance, vm_gen):

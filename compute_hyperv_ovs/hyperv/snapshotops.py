@@ -21,7 +21,6 @@ from.  Here the upload declares the format read from the file.
 import os
 
 from nova.compute import task_states
-from nova.compute import utils as compute_utils
 from nova import exception
 from nova.image import glance
 from os_win import exceptions as os_win_exc
@@ -130,9 +129,8 @@ class SnapshotOps(object):
         # The builtin open: os-win's PathUtils.open imports six, which
         # os-win 5.9.0 does not declare.
         with open(image_path, 'rb') as data:
-            with compute_utils.disk_ops_semaphore:
-                image_service.update(context, image_id, metadata, data,
-                                     purge_props=False)
+            image_service.update(context, image_id, metadata, data,
+                                 purge_props=False)
 
     def _remove_checkpoint(self, instance, checkpoint):
         # A checkpoint left behind only costs disk space (its AVHDX grows

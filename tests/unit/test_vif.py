@@ -165,7 +165,7 @@ class VIFDriverTestCase(test.NoDBTestCase):
     def test_unplug_of_refused_vif_types_does_not_raise(self):
         # As for hybrid plugs below: plug refused these before touching the
         # vNIC or OVS, and raising here left the VM's disks behind (see
-        # test_boot BadInputTest.test_port_bound_as_bridge_is_refused).
+        # test_boot BadInputTest.test_port_bound_as_tap_is_refused).
         self.ovs.add_port('br-int', 'other-port')
         for vif_type in (network_model.VIF_TYPE_BRIDGE,
                          network_model.VIF_TYPE_VHOSTUSER):

@@ -11,7 +11,8 @@ from os_win import utilsfactory
 from oslo_utils import uuidutils
 
 from compute_hyperv_ovs.hyperv import eventhandler
-from tests.fixtures import hyperv
+from tests.fixtures.hyperv import fixture as hyperv_fixture
+from tests.fixtures.hyperv import vmutils as hyperv_vmutils
 
 # Seconds a test waits for an event that should come.
 WAIT = 10
@@ -24,7 +25,7 @@ class InstanceEventHandlerTestCase(test.NoDBTestCase):
     def setUp(self):
         super().setUp()
         self.flags(instances_path=self.useFixture(fixtures.TempDir()).path)
-        self.hosts = self.useFixture(hyperv.HyperVHostsFixture())
+        self.hosts = self.useFixture(hyperv_fixture.HyperVHostsFixture())
         self.host = self.hosts.add_host('hv1')
         with self.hosts.building('hv1'):
             self.vmutils = utilsfactory.get_vmutils()
@@ -162,7 +163,7 @@ class InstanceEventHandlerTestCase(test.NoDBTestCase):
             raise os_win_exc.OSWinException('WMI: access denied')
 
         self.useFixture(fixtures.MonkeyPatch(
-            'tests.fixtures.hyperv.SimulatedVMUtils.'
+            'tests.fixtures.hyperv.vmutils.SimulatedVMUtils.'
             'get_vm_power_state_change_listener', refuse))
         with self.hosts.building('hv1'):
             handler = eventhandler.InstanceEventHandler(self._emit_event)
@@ -175,14 +176,15 @@ class InstanceEventHandlerTestCase(test.NoDBTestCase):
 
     def test_polls_in_milliseconds(self):
         asked = {}
-        listener = hyperv.SimulatedVMUtils.get_vm_power_state_change_listener
+        listener = (hyperv_vmutils.SimulatedVMUtils.
+                    get_vm_power_state_change_listener)
 
         def recording(vmutils, **kwargs):
             asked.update(kwargs)
             return listener(vmutils, **kwargs)
 
         self.useFixture(fixtures.MonkeyPatch(
-            'tests.fixtures.hyperv.SimulatedVMUtils.'
+            'tests.fixtures.hyperv.vmutils.SimulatedVMUtils.'
             'get_vm_power_state_change_listener', recording))
         self.flags(power_state_event_polling_interval=3,
                    power_state_check_timeframe=30, group='hyperv')

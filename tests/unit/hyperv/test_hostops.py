@@ -14,7 +14,7 @@ from oslo_serialization import jsonutils
 from oslo_utils import uuidutils
 
 from compute_hyperv_ovs.hyperv import hostops
-from tests.fixtures import hyperv
+from tests.fixtures.hyperv import fixture as hyperv_fixture
 
 RATIOS = {orc.VCPU: 16.0, orc.MEMORY_MB: 1.5, orc.DISK_GB: 1.0}
 
@@ -24,7 +24,7 @@ class HostOpsTestCase(test.NoDBTestCase):
     def setUp(self):
         super().setUp()
         self.flags(instances_path=self.useFixture(fixtures.TempDir()).path)
-        self.hosts = self.useFixture(hyperv.HyperVHostsFixture())
+        self.hosts = self.useFixture(hyperv_fixture.HyperVHostsFixture())
 
     def _hostops(self, hostname='hv1', **facts):
         host = self.hosts.add_host(hostname, **facts)
@@ -195,7 +195,7 @@ class HostIPTestCase(test.NoDBTestCase):
     def setUp(self):
         super().setUp()
         self.flags(instances_path=self.useFixture(fixtures.TempDir()).path)
-        hosts = self.useFixture(hyperv.HyperVHostsFixture())
+        hosts = self.useFixture(hyperv_fixture.HyperVHostsFixture())
         self.host = hosts.add_host('hv1', local_ips=['192.0.2.50',
                                                      '198.51.100.7'])
         self.useFixture(fixtures.MonkeyPatch(

@@ -21,7 +21,7 @@ from oslo_utils import uuidutils
 
 from compute_hyperv_ovs import exception
 from compute_hyperv_ovs.hyperv import imagecache
-from tests.fixtures import hyperv
+from tests.fixtures.hyperv import fixture as hyperv_fixture
 from tests.fixtures import images
 
 # 32 MiB images: small enough to copy quickly, smaller than any flavor.
@@ -37,7 +37,7 @@ class ImageCacheTestBase(test.TestCase):
         instances_path = self.useFixture(fixtures.TempDir()).path
         self.flags(instances_path=instances_path)
         self.base_dir = os.path.join(instances_path, '_base')
-        self.hosts = self.useFixture(hyperv.HyperVHostsFixture())
+        self.hosts = self.useFixture(hyperv_fixture.HyperVHostsFixture())
         self.host = self.hosts.add_host('host1')
         with self.hosts.building('host1'):
             self.cache = imagecache.ImageCache()

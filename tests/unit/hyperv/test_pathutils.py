@@ -8,7 +8,7 @@ from nova import exception
 from nova import test
 
 from compute_hyperv_ovs.hyperv import pathutils
-from tests.fixtures import hyperv
+from tests.fixtures.hyperv import fixture as hyperv_fixture
 
 
 def _touch(path):
@@ -24,7 +24,7 @@ class InstanceFilesTestCase(test.NoDBTestCase):
         super().setUp()
         self.instances_path = self.useFixture(fixtures.TempDir()).path
         self.flags(instances_path=self.instances_path)
-        hosts = self.useFixture(hyperv.HyperVHostsFixture())
+        hosts = self.useFixture(hyperv_fixture.HyperVHostsFixture())
         hosts.add_host('host1')
         with hosts.building('host1'):
             self.paths = pathutils.PathUtils()
@@ -143,7 +143,7 @@ class TwoHostsTestCase(test.NoDBTestCase):
         super().setUp()
         self.shared = self.useFixture(fixtures.TempDir()).path
         self.flags(instances_path=self.shared)
-        self.hosts = self.useFixture(hyperv.HyperVHostsFixture())
+        self.hosts = self.useFixture(hyperv_fixture.HyperVHostsFixture())
 
     def _paths(self, hostname, **host_kwargs):
         self.hosts.add_host(hostname, **host_kwargs)

@@ -13,7 +13,8 @@ from oslo_utils import uuidutils
 from compute_hyperv_ovs.hyperv import eventhandler
 from compute_hyperv_ovs.hyperv import pathutils
 from compute_hyperv_ovs.hyperv import serialconsole
-from tests.fixtures import hyperv
+from tests.fixtures.hyperv import fixture as hyperv_fixture
+from tests.fixtures.hyperv import guest as hyperv_guest
 
 RUNNING = os_win_const.HYPERV_VM_STATE_ENABLED
 OFF = os_win_const.HYPERV_VM_STATE_DISABLED
@@ -25,7 +26,7 @@ class SerialConsoleOpsTestCase(test.NoDBTestCase):
     def setUp(self):
         super().setUp()
         self.flags(instances_path=self.useFixture(fixtures.TempDir()).path)
-        self.hosts = self.useFixture(hyperv.HyperVHostsFixture())
+        self.hosts = self.useFixture(hyperv_fixture.HyperVHostsFixture())
         self.host = self.hosts.add_host('hv1')
         with self.hosts.building('hv1'):
             self.vmutils = utilsfactory.get_vmutils()
@@ -45,7 +46,8 @@ class SerialConsoleOpsTestCase(test.NoDBTestCase):
         return name
 
     def _boot(self, boot_count, name='instance-1'):
-        return hyperv.guest_boot_messages('hv1', name, boot_count).encode()
+        return hyperv_guest.guest_boot_messages(
+            'hv1', name, boot_count).encode()
 
     def test_console_output_after_a_boot(self):
         vm = self._nova_vm()
@@ -208,7 +210,7 @@ class ConsoleFollowsPowerStateTestCase(test.NoDBTestCase):
     def setUp(self):
         super().setUp()
         self.flags(instances_path=self.useFixture(fixtures.TempDir()).path)
-        self.hosts = self.useFixture(hyperv.HyperVHostsFixture())
+        self.hosts = self.useFixture(hyperv_fixture.HyperVHostsFixture())
         self.host = self.hosts.add_host('hv1')
         self.events = queue.Queue()
         with self.hosts.building('hv1'):
@@ -239,6 +241,7 @@ class ConsoleFollowsPowerStateTestCase(test.NoDBTestCase):
         self.events.get(timeout=10)
 
         self.assertEqual(
-            (hyperv.guest_boot_messages('hv1', 'instance-1', 1) +
-             hyperv.guest_boot_messages('hv1', 'instance-1', 2)).encode(),
+            (hyperv_guest.guest_boot_messages('hv1', 'instance-1', 1) +
+             hyperv_guest.guest_boot_messages(
+                 'hv1', 'instance-1', 2)).encode(),
             self.ops.get_console_output('instance-1'))

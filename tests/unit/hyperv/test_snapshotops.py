@@ -15,7 +15,9 @@ from oslo_utils import units
 from oslo_utils import uuidutils
 
 from compute_hyperv_ovs.hyperv import snapshotops
-from tests.fixtures import hyperv
+from tests.fixtures.hyperv import constants as hyperv_const
+from tests.fixtures.hyperv import fixture as hyperv_fixture
+from tests.fixtures.hyperv import vmutils as hyperv_vmutils
 from tests.fixtures import images
 
 
@@ -25,7 +27,7 @@ class SnapshotTestCase(test.NoDBTestCase):
         super().setUp()
         self.instances_path = self.useFixture(fixtures.TempDir()).path
         self.flags(instances_path=self.instances_path)
-        self.hosts = self.useFixture(hyperv.HyperVHostsFixture())
+        self.hosts = self.useFixture(hyperv_fixture.HyperVHostsFixture())
         self.host = self.hosts.add_host('host1')
         with self.hosts.building('host1'):
             self.ops = snapshotops.SnapshotOps()
@@ -64,7 +66,7 @@ class SnapshotTestCase(test.NoDBTestCase):
                                [self.instance.uuid])
         ctrl = self.vmutils.get_vm_ide_controller(name, 0)
         self.vmutils.attach_drive(name, root, ctrl, 0)
-        self.vmutils.set_vm_state(name, hyperv._RUNNING)
+        self.vmutils.set_vm_state(name, hyperv_const.RUNNING)
         return root
 
     def snapshot(self):
@@ -169,7 +171,7 @@ class SnapshotTestCase(test.NoDBTestCase):
             return path
 
         self.useFixture(fixtures.MockPatchObject(
-            hyperv.SimulatedVMUtils, 'take_vm_snapshot',
+            hyperv_vmutils.SimulatedVMUtils, 'take_vm_snapshot',
             lambda utils, vm_name, snapshot_name=None: take_and_lose(
                 vm_name)))
 
