@@ -213,17 +213,11 @@ class OvsdbClient(object):
 
     @staticmethod
     def _read_status(api, port_name):
-        rows = api.db_list('Interface', [port_name],
-                           columns=['ofport', 'error'],
-                           if_exists=True).execute(check_error=True,
-                                                   log_errors=False)
-        if not rows:
+        found = api.interface_status(port_name).execute(check_error=True,
+                                                        log_errors=False)
+        if found is None:
             return PortStatus(None, 'interface missing after commit')
-        row = rows[0]
-        # Optional OVSDB columns come back as [] when unset.
-        ofport = row['ofport'] if row['ofport'] != [] else None
-        error = row['error'] if row['error'] != [] else None
-        return PortStatus(ofport, error)
+        return PortStatus(*found)
 
     def delete_port(self, bridge, port_name):
         """Delete a port; a port that does not exist is not an error.

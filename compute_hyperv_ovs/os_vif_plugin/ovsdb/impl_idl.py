@@ -36,8 +36,8 @@ class HostOvsdbApi(impl_idl.OvsdbIdl):
       a :class:`.transaction.DeadlineTransaction` bound by the current
       operation's deadline.
     - :meth:`cur_cfg`, :meth:`vswitchd_behind`, :meth:`in_sync`,
-      :meth:`is_connected`, :meth:`port_exists` and :meth:`del_ports`
-      are new; ovsdbapp's own
+      :meth:`is_connected`, :meth:`port_exists`,
+      :meth:`interface_status` and :meth:`del_ports` are new; ovsdbapp's own
       ``_ovs`` (the root row) raises IndexError on an empty table, where
       these answer 0 or False.
 
@@ -124,6 +124,14 @@ class HostOvsdbApi(impl_idl.OvsdbIdl):
         :returns: :class:`.commands.DelPortsCommand`.
         """
         return commands.DelPortsCommand(self, names)
+
+    def interface_status(self, name):
+        """Command reading an Interface's ofport and error (no round trip).
+
+        :param name: Interface name.
+        :returns: :class:`.commands.InterfaceStatusCommand`.
+        """
+        return commands.InterfaceStatusCommand(self, name)
 
     def port_exists(self, name):
         """Whether the replica holds a Port named ``name`` (bool)."""
