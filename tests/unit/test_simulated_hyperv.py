@@ -802,6 +802,11 @@ class SimulatedHyperVTestCase(testtools.TestCase):
         self.assertEqual(frozenset(), changes[-1])
         vmutils.set_vm_state('instance-1', RUNNING)
         vmutils.soft_shutdown_vm('instance-1')
+        # The guest turns the VM off in a timer of its own, at once here.
+        for _ in range(100):
+            if self.host1.vms['instance-1'].power_state == OFF:
+                break
+            time.sleep(0.01)
         self.assertEqual(frozenset(), self.host1.switch_ports)
         # The connection setting survives a stop.
         self.assertEqual(port,
