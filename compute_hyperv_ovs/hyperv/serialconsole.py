@@ -120,6 +120,10 @@ class SerialConsoleOps(object):
             raise exception.ConsoleNotAvailable(_(
                 'VM %s has no COM port connected to a named pipe; a VM '
                 'created by this driver has one') % instance_name)
+        # The writer makes the directory the log goes in (the readers of
+        # get_vm_console_log_paths do not): a VM started by hand or
+        # re-registered after a host rebuild may not have one.
+        self._pathutils.get_instance_dir(instance_name)
         log_path = self._pathutils.get_vm_console_log_paths(
             instance_name)[0]
         handler = utilsfactory.get_named_pipe_handler(pipe,

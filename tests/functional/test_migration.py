@@ -287,11 +287,14 @@ class LiveMigrationTest(MigrationTestBase):
         """
         if create:
             self.ovs[hostname].add_bridge(bridge)
-            self.agents[hostname].stop()
+            # The same agent release as before, on the other bridge.
+            old_agent = self.agents[hostname]
+            old_agent.stop()
             self.agents[hostname] = self.useFixture(
                 neutron_agent.NeutronOVSAgentStandIn(
                     self.ovs[hostname], hostname, on_port_up=self._port_up,
-                    bridge=bridge))
+                    bridge=bridge,
+                    binds_failed_ports=old_agent.binds_failed_ports))
         create_port_binding = self.neutron.create_port_binding
 
         def bind(port_id, body):

@@ -147,9 +147,11 @@ class HostStateTestCase(testtools.TestCase):
         states = []
 
         def nova_call():
+            # nova's thread builds its own utils object, as WMI needs.
+            own_vmutils = self._utils('host1', 'vmutils')
             with self.synced.synced():
                 time.sleep(0.3)   # the guest's timer fires meanwhile
-                states.append(vmutils.get_vm_state('instance-1'))
+                states.append(own_vmutils.get_vm_state('instance-1'))
 
         nova = threading.Thread(target=nova_call, daemon=True)
         nova.start()

@@ -33,6 +33,7 @@ import nova.conf
 from nova import context as nova_context
 from nova import exception as nova_exception
 from nova import objects
+from nova.tests import fixtures as nova_fixtures
 import nova.virt.node
 
 from compute_hyperv_ovs import driver
@@ -74,6 +75,10 @@ class SimulatedHyperVTestCase(testtools.TestCase):
     def setUp(self):
         super(SimulatedHyperVTestCase, self).setUp()
         objects.register_all()
+        # The driver's power state events go through nova's executors;
+        # nova's fixture gives this test its own and ends them with it, so
+        # none is left for the next test (nova's fixtures assert that).
+        self.useFixture(nova_fixtures.IsolatedExecutorFixture(self.id()))
         self.tmp = self.useFixture(fixtures.TempDir()).path
         self.instances_path = os.path.join(self.tmp, 'instances')
         os.makedirs(self.instances_path)
@@ -152,9 +157,12 @@ class SimulatedHyperVTestCase(testtools.TestCase):
     def test_init_host_listener_is_inert(self):
         drv = self._driver('host1')
         drv.init_host('host1')
-        # nova spawns the handler in a green thread; let it run once.
-        import eventlet
-        eventlet.sleep(0)
+        self.addCleanup(drv.cleanup_host, 'host1')
+        # The listener runs in a thread of its own that init_host starts.
+        for _ in range(50):
+            if self.host1.has_power_state_listener:
+                break
+            time.sleep(0.01)
         self.assertTrue(self.host1.has_power_state_listener)
 
     def test_utilsfactory_outside_building_is_loud(self):
@@ -615,8 +623,10 @@ class SimulatedHyperVTestCase(testtools.TestCase):
         seen = []
         handler = vmutils.get_vm_power_state_change_listener(
             get_handler=True)
+        # The listener runs in a thread of its own (os-win's WMI event
+        # watcher), so it reads the host, not this thread's vmutils.
         handler(lambda name, state: seen.append(
-            (name, state, vmutils.vm_exists(name))))
+            (name, state, name in self.host1.vms)))
         errors = self._thread_errors()
         destroyers = []
 
@@ -624,8 +634,10 @@ class SimulatedHyperVTestCase(testtools.TestCase):
             if (destroyers or 'instance-1' not in self.host1.vms or
                     self.host1.vms['instance-1'].power_state != OFF):
                 return
+            # A utils object of its own, as each thread of nova's needs.
             destroyer = threading.Thread(
-                target=vmutils.destroy_vm, args=('instance-1',))
+                target=lambda: self._utils('host1', 'vmutils').destroy_vm(
+                    'instance-1'))
             destroyers.append(destroyer)
             destroyer.start()
             # Before the fix the destroy ran to its end right here.
@@ -790,6 +802,11 @@ class SimulatedHyperVTestCase(testtools.TestCase):
         self.assertEqual(frozenset(), changes[-1])
         vmutils.set_vm_state('instance-1', RUNNING)
         vmutils.soft_shutdown_vm('instance-1')
+        # The guest turns the VM off in a timer of its own, at once here.
+        for _ in range(100):
+            if self.host1.vms['instance-1'].power_state == OFF:
+                break
+            time.sleep(0.01)
         self.assertEqual(frozenset(), self.host1.switch_ports)
         # The connection setting survives a stop.
         self.assertEqual(port,
