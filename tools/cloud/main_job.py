@@ -264,7 +264,7 @@ def recorded_resource_versions():
     """
     out = run(['mariadb', '--no-defaults', '--socket=' + DB_SOCKET, '-uroot',
                '-N', '-B', '-e', "SELECT host, resource_versions FROM "
-               "neutron.agents WHERE binary = 'neutron-openvswitch-agent'"],
+               "neutron.agents WHERE `binary` = 'neutron-openvswitch-agent'"],
               quiet=True)
     found = {}
     for line in out.splitlines():
