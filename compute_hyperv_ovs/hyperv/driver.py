@@ -10,7 +10,8 @@ Each method hands the call to the one object that owns the concern:
 - :mod:`.hostops`: the host's resources, address, uptime, power;
 - :mod:`.eventhandler`: Hyper-V's power state events, turned into nova's
   lifecycle events;
-- :mod:`.serialconsole`: the VMs' console logs.
+- :mod:`.serialconsole`: the VMs' console logs;
+- :mod:`.diagnostics`: instance diagnostics.
 
 The driver follows nova 28's in-tree Hyper-V driver
 (``nova/virt/hyperv/driver.py``, removed in nova 29) in what it does, and
@@ -31,6 +32,7 @@ from nova.virt import node
 from os_win import utilsfactory
 from oslo_log import log as logging
 
+from compute_hyperv_ovs.hyperv import diagnostics
 from compute_hyperv_ovs.hyperv import eventhandler
 from compute_hyperv_ovs.hyperv import hostops
 from compute_hyperv_ovs.hyperv import imagecache
@@ -69,6 +71,7 @@ class HyperVDriver(driver.ComputeDriver):
         self._serialconsoleops = serialconsole.SerialConsoleOps()
         self._vmops = self._build_vmops(virtapi)
         self._snapshotops = snapshotops.SnapshotOps()
+        self._diagnosticsops = diagnostics.DiagnosticsOps()
         self._migrationops = self._build_migrationops()
         self._livemigrationops = self._build_livemigrationops()
         self._event_handler = eventhandler.InstanceEventHandler(
@@ -230,6 +233,12 @@ class HyperVDriver(driver.ComputeDriver):
 
     def detach_interface(self, context, instance, vif):
         self._vmops.detach_interface(instance, vif)
+
+    def get_diagnostics(self, instance):
+        return self._diagnosticsops.get_diagnostics(instance)
+
+    def get_instance_diagnostics(self, instance):
+        return self._diagnosticsops.get_instance_diagnostics(instance)
 
     def get_console_output(self, context, instance):
         return self._serialconsoleops.get_console_output(instance.name)
