@@ -309,6 +309,30 @@ class HyperVDatapathTest(testtools.TestCase):
                 self.fail('%s: %s' % (name, iface))
             time.sleep(0.02)
 
+    def test_datapath_lacks_the_actions_windows_lacks(self):
+        # A flow that clears conntrack state, as the OVS firewall's table 71
+        # does, translates to no ct_clear action: Windows' datapath has
+        # none (datapath-windows/ovsext/Actions.c).
+        self.host.vsctl('--', 'add-port', 'br-int', 'p1', '--', 'set',
+                        'Interface', 'p1', 'type=dummy')
+        ctl = os.path.join(self.host.dir, 'ovs-vswitchd.ctl')
+        appctl = ovs.find_binary('ovs-appctl')
+        ofctl = ovs.find_binary('ovs-ofctl')
+        ovs.execute(ofctl, 'add-flow', 'br-int',
+                    'priority=10,ip,actions=ct_clear,normal',
+                    env=self.host.env)
+        # Without a feature name, set-dp-features lists the run-time set
+        # (show-dp-features shows what the datapath probed at start).
+        features, _ = ovs.execute(appctl, '-t', ctl, 'dpif/set-dp-features',
+                                  'br-int', env=self.host.env)
+        for feature in ovs.WINDOWS_MISSING_DP_FEATURES:
+            self.assertRegex(features, r'(?m)^%s \(.*\) : \[run time\]:false,'
+                             % feature)
+        trace, _ = ovs.execute(appctl, '-t', ctl, 'ofproto/trace', 'br-int',
+                               'in_port=1,ip', env=self.host.env)
+        actions = trace.split('Datapath actions:', 1)[1]
+        self.assertNotIn('ct_clear', actions)
+
     def test_port_without_switch_port_is_down_by_default(self):
         self.assertEqual('dummy', self.host.bridge_datapath_type())
         self.host.add_port('br-int', PORT_UUID, vif_ids())
