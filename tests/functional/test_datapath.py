@@ -20,6 +20,7 @@ from tests.functional import test_boot
 RUNNING = os_win_const.HYPERV_VM_STATE_ENABLED
 OFF = os_win_const.HYPERV_VM_STATE_DISABLED
 SAVED = os_win_const.HYPERV_VM_STATE_SUSPENDED
+PAUSED = os_win_const.HYPERV_VM_STATE_PAUSED
 
 
 class DatapathTestBase(test_boot.BootTestBase):
@@ -288,6 +289,21 @@ class LifecycleTest(DatapathTestBase):
 
         self.assert_port_up_again('host1', server, self.port,
                                   self.first_ofport)
+
+    def test_pause_then_unpause_keeps_the_port_up(self):
+        # A paused VM keeps its memory and its switch port (Hyper-V's
+        # Paused state), so its OVS port keeps its ofport throughout.
+        self.api.post_server_action(self.server['id'], {'pause': None})
+        server = self._wait_for_state_change(self.server, 'PAUSED')
+        self.assertEqual(PAUSED, self.vm_of(server).power_state)
+        self.assertIn(self.port['id'], self.host('host1').switch_ports)
+        self.assertEqual(self.first_ofport, self.ofport('host1', self.port))
+
+        self.api.post_server_action(server['id'], {'unpause': None})
+        server = self._wait_for_state_change(server, 'ACTIVE')
+
+        self.assertEqual(RUNNING, self.vm_of(server).power_state)
+        self.assertEqual(self.first_ofport, self.ofport('host1', self.port))
 
 
 class MigrationTest(DatapathTestBase):
