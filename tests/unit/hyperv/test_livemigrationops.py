@@ -30,21 +30,9 @@ from compute_hyperv_ovs.hyperv import vmops
 from tests.fixtures.hyperv import constants as hyperv_const
 from tests.fixtures.hyperv import fixture as hyperv_fixture
 from tests.fixtures import images
+from tests.unit.hyperv import recording_vif
 
-MAC = 'fa:16:3e:00:00:01'
-
-
-class RecordingVIFDriver(object):
-    """The network back end's side of VMOps: what was (un)plugged."""
-
-    def __init__(self):
-        self.calls = []
-
-    def plug(self, instance, vif):
-        self.calls.append(('plug', vif['id']))
-
-    def unplug(self, instance, vif):
-        self.calls.append(('unplug', vif['id']))
+MAC = recording_vif.MAC
 
 
 class RecordingCheck(object):
@@ -72,7 +60,7 @@ class Host(object):
     def __init__(self, hosts, name, instances_path, checks=()):
         self.name = name
         self.sim = hosts.add_host(name, instances_path=instances_path)
-        self.vifs = RecordingVIFDriver()
+        self.vifs = recording_vif.RecordingVIFDriver()
         with hosts.building(name):
             self.image_cache = imagecache.ImageCache()
             self.console = serialconsole.SerialConsoleOps()
