@@ -25,22 +25,29 @@ boot or a check does).
 Not a test: a small runner drives one test method of nova's functional
 framework (it needs a testtools TestCase) and prints what it measured.
 
-Usage: python tools/bench_boot.py [--servers 20] [--rounds 3]
-                                  [--profile FILE] [--short]
+Usage: python tools/bench_boot.py [--servers 20] [--rounds 3] [--short]
+                                  [--profile FILE] [--watchdog 1800]
 """
 
 import argparse
 import collections
 from concurrent import futures
+import contextlib
 import cProfile
+import faulthandler
+import glob
 import io
 import logging
 import os
 import pstats
 import re
 import resource
+import shutil
+import signal
 import statistics
 import sys
+import tempfile
+import threading
 import time
 import unittest
 
@@ -53,9 +60,14 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
 from tests.functional import base  # noqa: E402
 
 import benchlib  # noqa: E402
+import fixtures  # noqa: E402
+from nova import context as nova_context  # noqa: E402
+from nova import utils as nova_utils  # noqa: E402
+from oslo_db.sqlalchemy import enginefacade  # noqa: E402
 
 FIGURES = collections.OrderedDict()
-OPTIONS = argparse.Namespace(servers=20, rounds=3, profile=None)
+OPTIONS = argparse.Namespace(servers=20, rounds=3, profile=None,
+                             watchdog=1800)
 # This driver's median round over the fake driver's, in a full run.
 TARGET = 1.3
 # The medians of the run, for the target: {'fake1': s, 'host1': s}.
@@ -67,10 +79,60 @@ def _cpu(after, before):
             after.ru_stime - before.ru_stime)
 
 
+class CellLockBeforeWriteLock(fixtures.Fixture):
+    """One lock order for two of nova 34's test fixtures (threading mode).
+
+    nova's ``DatabaseWriteLock`` serialises writer transactions per SQLite
+    database; ``CellDatabases`` guards which cell untargeted code reaches
+    with a ReaderWriterLock whose waiting writers block new readers.  With
+    many boots at once they deadlock: a service's report (``Service.save``,
+    a writer) holds the write lock and does a nested untargeted read, so
+    waits for the cell read lock; the scheduler waits for the cell write
+    lock (to switch cells), which blocks that read; the conductor, inside
+    ``target_cell`` (cell read lock held), waits for the write lock to
+    create its instance.  Seen in a full run of this benchmark, where
+    every thread then waited forever.
+
+    Here a writer transaction takes the cell read lock before the write
+    lock, so any holder of the write lock already is a reader and its
+    nested reads re-enter, whatever writer waits.  Both hosts' services run
+    under it alike; nova-compute has neither lock outside nova's tests.
+    """
+
+    def _setUp(self):
+        cells = getattr(nova_context.target_cell, '__self__', None)
+        cell_lock = getattr(cells, '_cell_lock', None)
+        if cell_lock is None:
+            raise RuntimeError("nova's CellDatabases fixture is not in "
+                               'place, or has no _cell_lock any more')
+        write_locked = enginefacade._TransactionContextManager.\
+            _transaction_scope
+
+        @contextlib.contextmanager
+        def scope(tcm_self, context):
+            if tcm_self._mode is enginefacade._WRITER:
+                with cell_lock.read_lock():
+                    with write_locked(tcm_self, context) as resource:
+                        yield resource
+            else:
+                with write_locked(tcm_self, context) as resource:
+                    yield resource
+
+        self.useFixture(fixtures.MockPatchObject(
+            enginefacade._TransactionContextManager, '_transaction_scope',
+            scope))
+
+
 class BootBenchmark(base.HyperVOVSTestBase):
 
     # Casts stay casts: the API answers each POST at once, as deployed.
     CAST_AS_CALL = False
+
+    def _setup_services(self):
+        # Before any service starts: see CellLockBeforeWriteLock.
+        if nova_utils.concurrency_mode_threading():
+            self.useFixture(CellLockBeforeWriteLock())
+        super()._setup_services()
 
     def setUp(self):
         super().setUp()
@@ -252,6 +314,56 @@ class BootBenchmark(base.HyperVOVSTestBase):
                 '\n' + out.getvalue())
 
 
+def _children():
+    """Pids of this process's children (ovsdb-server, ovs-vswitchd...)."""
+    pids = set()
+    for path in glob.glob('/proc/self/task/*/children'):
+        with open(path) as children:
+            pids.update(int(pid) for pid in children.read().split())
+    return pids
+
+
+def start_watchdog(seconds):
+    """After ``seconds``, print every thread's stack and exit 1.
+
+    A hang (a deadlock in nova's threads, or a clean-up waiting on one)
+    then fails the run, where otherwise it would hold CI until its own
+    limit.  The child processes the fixtures started (the private OVS
+    daemons, ovsdb-client monitors) are stopped by pid first, and the
+    temporary directory the fixtures nest theirs in is removed, since the
+    fixtures' clean-up cannot run.
+    """
+    top = os.path.realpath(tempfile.gettempdir())
+
+    def expire():
+        # sys.__stderr__: the test fixtures may be capturing sys.stderr.
+        print('bench_boot: still running after %d s (--watchdog); the '
+              'threads:' % seconds, file=sys.__stderr__, flush=True)
+        faulthandler.dump_traceback(file=sys.__stderr__, all_threads=True)
+        for pid in _children():
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except OSError:
+                pass
+        # nova's NestedTempfile points tempfile at a directory it made
+        # under the one of the start; remove the outermost such.
+        nested = os.path.realpath(tempfile.gettempdir())
+        if nested != top and nested.startswith(top + os.sep):
+            outer = os.path.join(top, nested[len(top) + 1:].split(os.sep)[0])
+            # nova's threads still run and may add files meanwhile.
+            for _attempt in range(5):
+                shutil.rmtree(outer, ignore_errors=True)
+                if not os.path.exists(outer):
+                    break
+                time.sleep(0.1)
+        os._exit(1)
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--servers', type=int, default=20)
@@ -259,8 +371,13 @@ def main():
     parser.add_argument('--profile', metavar='FILE',
                         help="profile this driver's rounds into FILE "
                              "(pstats; prints the top by own time)")
-    benchlib.add_short_option(parser, servers=3, rounds=1)
+    parser.add_argument('--watchdog', type=int, default=1800,
+                        metavar='SECONDS',
+                        help='fail (exit 1, printing every thread) when '
+                             'the run takes longer')
+    benchlib.add_short_option(parser, servers=3, rounds=1, watchdog=300)
     benchlib.parse(parser, namespace=OPTIONS)
+    start_watchdog(OPTIONS.watchdog)
     targets = benchlib.Targets(OPTIONS.short)
     result = unittest.TestResult()
     try:
