@@ -10,10 +10,10 @@ python3.11 -m tox -e py311,pep8 -- "$@"
 # The eventlet-mode run and the benchmarks run in py311's env, just built,
 # with the package py311 installed (tox exec installs none): an env of
 # their own would first be built, about a minute apiece on a fresh clone.
-# The eventlet run is `tox -e eventlet` (nova 34 picks its mode from
-# OS_NOVA_DISABLE_EVENTLET_PATCHING, which py311's settings set to true).
-python3.11 -m tox exec -e py311 --skip-pkg-install -- \
-    env OS_NOVA_DISABLE_EVENTLET_PATCHING=false \
+# The eventlet run is `tox -e eventlet`'s: nova 34 picks its mode from
+# OS_NOVA_DISABLE_EVENTLET_PATCHING, which py311's settings take from here.
+OS_NOVA_DISABLE_EVENTLET_PATCHING=false python3.11 -m tox exec -e py311 \
+    --skip-pkg-install -- \
     stestr --test-path ./tests/functional run tests.functional.test_eventlet_mode
 # The benchmarks the README names (tox -e bench, bench-boot,
 # bench-reconcile: the same scripts) in short rounds, so that none breaks
