@@ -1,16 +1,20 @@
-"""HyperVOVSDriver: nova's Hyper-V driver with NICs on Open vSwitch.
+"""HyperVOVSDriver: the project's Hyper-V driver with NICs on Open vSwitch.
 
-A facade over nova 28's ``HyperVDriver``.  Everything not listed here is
-the base driver's:
+The Hyper-V driver (:mod:`compute_hyperv_ovs.hyperv`) knows nothing of
+networks beyond a VIF driver it is handed; this module joins it with the
+Open vSwitch extension:
 
 - NICs: plugged through :mod:`compute_hyperv_ovs.vif` and the driver's own
   ``hyperv_ovs`` os-vif plugin (one OVSDB connection per driver), instead
   of ``os_vif.plug()`` with os-vif's ``ovs`` plugin, which has no Windows
   path since os-vif 4.0.0.
-- spawn: refuses images Hyper-V cannot boot and config drive formats it
-  cannot build before anything is created, and
-  turns a failed plug or a missing network-vif-plugged into an aborted build
-  whose fault says what to check on this host.
+- spawn order and ports after a start (:mod:`compute_hyperv_ovs.vmops`):
+  on OVS for Windows a VM's port has ``ofport -1`` until the VM runs, so
+  the VM is started before the wait for network-vif-plugged when a port is
+  not up; every later start of the VM (power-on, reboot, resume, the end
+  of a migration) makes sure its OVS ports come up.  A failed plug or a
+  missing network-vif-plugged is an aborted build whose fault says what to
+  check on this host.
 - nova-compute start-up (:mod:`compute_hyperv_ovs.portsync`): init_host
   starts the port sync, which reconciles this host's OVS ports with its
   instances in the background and retries with back-off while OVSDB does
@@ -19,28 +23,11 @@ the base driver's:
   neither a down OVSDB nor a VM removed behind nova's back stops the
   service or puts servers in ERROR.  resume_state_on_host_boot does the
   same before powering the VM on.
-- spawn order and ports after a start (:mod:`compute_hyperv_ovs.vmops`):
-  on OVS for Windows a VM's port has ``ofport -1`` until the VM runs, so
-  the VM is started before the wait for network-vif-plugged when a port is
-  not up; resume and the end of a live migration, like every power-on,
-  make sure the running VM's OVS ports come up.
-- NIC hot-plug (``server add port`` / ``remove port``, through the base
-  facade's attach_interface/detach_interface into :mod:`vmops`): refused
-  with a reason on a running generation 1 VM or a host older than Windows
-  Server 2016; on a running VM the attach waits for its OVS port to come
-  up and for network-vif-plugged (nova 28's manager does not), and a
-  failed attach leaves no vNIC or OVS port.
-- cleanup_host: stops the port sync, closes the OVSDB connection.
 - live migration (:mod:`compute_hyperv_ovs.livemigrationops`): the
   destination's OVS ports are registered before the VM moves; pre-checks
-  refuse destinations without the vSwitch, OVSDB or integration bridge,
-  hosts without Hyper-V live migration, and CPU mismatches without
-  ``[hyperv] limit_cpu_features``; a failed move is recorded as an error.
-  pre_live_migration is overridden here only to pass ``migrate_data`` on;
+  refuse destinations without the vSwitch, OVSDB or integration bridge;
   the rollback on the destination removes the ports as bound there.
-- cold migration and resize (:mod:`compute_hyperv_ovs.migrationops`):
-  the base's, plugging through this driver; confirm leaves nothing on the
-  source.
+- cleanup_host: stops the port sync, closes the OVSDB connection.
 
 Configure with ``compute_driver = compute_hyperv_ovs.driver.HyperVOVSDriver``
 (nova resolves it through ``nova/virt/compute_hyperv_ovs/driver.py``).
@@ -49,16 +36,15 @@ Configure with ``compute_driver = compute_hyperv_ovs.driver.HyperVOVSDriver``
 import nova.conf
 from nova import exception as nova_exception
 from nova.i18n import _
-from nova.virt.hyperv import driver as hyperv_driver
 from os_vif import objects as osv_objects
 from oslo_log import log as logging
 
 from compute_hyperv_ovs import conf  # noqa: F401 (registers the options)
+from compute_hyperv_ovs.hyperv import driver as hyperv_driver
 from compute_hyperv_ovs import livemigrationops
-from compute_hyperv_ovs import migrationops
 from compute_hyperv_ovs.os_vif_plugin import plugin
 from compute_hyperv_ovs import portsync
-from compute_hyperv_ovs import snapshotops
+from compute_hyperv_ovs import vif
 from compute_hyperv_ovs import vmops
 
 CONF = nova.conf.CONF
@@ -69,25 +55,31 @@ class HyperVOVSDriver(hyperv_driver.HyperVDriver):
     """Hyper-V compute driver for VMs on neutron networks through OVS."""
 
     def __init__(self, virtapi):
-        super().__init__(virtapi)
         # nova-compute's main registers these through os_vif.initialize();
         # do it here too so the driver works wherever it is built.
         osv_objects.register_all()
         # Not through os_vif.initialize(): os-vif keeps one plugin object per
         # process, and every compute driver needs its own OVSDB connection.
         self._vif_plugin = plugin.HyperVOvsPlugin.load(plugin.PLUGIN_NAME)
-        self._vmops = vmops.VMOps(virtapi, self._vif_plugin)
-        # The base ops build private VMOps; one VMOps means one VIF driver.
-        self._livemigrationops = livemigrationops.LiveMigrationOps(
-            self._vmops, self._vif_plugin)
-        self._migrationops = migrationops.MigrationOps(self._vmops)
-        self._snapshotops = snapshotops.SnapshotOps()
+        super().__init__(virtapi)
         # CONF.host now is this service's: nova builds the driver for it.
         self._vif_plugin.set_compute_host(CONF.host)
         self._port_sync = portsync.PortSync(
             self._vmops.vif_driver, self._vif_plugin, CONF.host,
             self.list_instances)
         self._vmops.vif_driver.set_port_sync(self._port_sync)
+
+    def _build_vif_driver(self):
+        return vif.HyperVOVSVIFDriver(self._vif_plugin)
+
+    def _build_vmops(self, virtapi):
+        return vmops.VMOps(virtapi, self._build_vif_driver(),
+                           self._imagecache, self._serialconsoleops)
+
+    def _build_livemigrationops(self, destination_checks=()):
+        return super()._build_livemigrationops(
+            tuple(destination_checks) +
+            (livemigrationops.DestinationChecks(self._vif_plugin),))
 
     def init_host(self, host):
         super().init_host(host)
@@ -115,13 +107,13 @@ class HyperVOVSDriver(hyperv_driver.HyperVDriver):
         """
         if not self._port_sync.running:
             return super().plug_vifs(instance, network_info)
-        for vif in network_info or ():
-            if not self._vmops.vif_driver.connect_vnic(instance, vif):
+        for vif_ in network_info or ():
+            if not self._vmops.vif_driver.connect_vnic(instance, vif_):
                 break
         self._port_sync.request()
 
     def resume_state_on_host_boot(self, context, instance, network_info,
-                                  block_device_info=None):
+                                  share_info, block_device_info=None):
         """Power on a VM nova expects running, after a host reboot.
 
         As the base driver, but the OVS ports are left to the port sync
@@ -135,25 +127,22 @@ class HyperVOVSDriver(hyperv_driver.HyperVDriver):
     def spawn(self, context, instance, image_meta, injected_files,
               admin_password, allocations, network_info=None,
               block_device_info=None, power_on=True, accel_info=None):
-        self._vmops.check_image(instance, image_meta, block_device_info)
-        self._vmops.check_config_drive(instance)
         try:
             super().spawn(context, instance, image_meta, injected_files,
                           admin_password, allocations, network_info,
                           block_device_info, power_on, accel_info)
         except nova_exception.VirtualInterfacePlugException as exc:
-            # The base spawn already destroyed the VM.  Abort rather than
-            # reschedule: a reschedule's final fault says only "Exhausted
-            # all hosts", and the operator needs to see this host's OVSDB
-            # error to fix it.
+            # The VM is destroyed already.  Abort rather than reschedule: a
+            # reschedule's final fault says only "Exhausted all hosts", and
+            # the operator needs to see this host's OVSDB error to fix it.
             raise nova_exception.BuildAbortException(
                 instance_uuid=instance.uuid,
                 reason=exc.format_message()) from exc
         except nova_exception.VirtualInterfaceCreateException as exc:
             # nova's own fault here is "Failed to allocate the network(s)",
             # which sends operators to neutron-server instead of this host.
-            waited = [vif['id'] for vif in network_info or ()
-                      if vif.get('active') is False]
+            waited = [vif_['id'] for vif_ in network_info or ()
+                      if vif_.get('active') is False]
             raise nova_exception.BuildAbortException(
                 instance_uuid=instance.uuid,
                 reason=_('no network-vif-plugged for port(s) %(ports)s within '
@@ -164,10 +153,24 @@ class HyperVOVSDriver(hyperv_driver.HyperVDriver):
 
     def pre_live_migration(self, context, instance, block_device_info,
                            network_info, disk_info, migrate_data):
-        # The base facade does not hand migrate_data (the destination's
-        # port bindings) to its ops.
-        self._livemigrationops.pre_live_migration(
-            context, instance, block_device_info, network_info, migrate_data)
+        """Prepare this host, then register the VM's OVS ports here.
+
+        Each ``ovs`` VIF's port is added to this host's OVSDB, as bound
+        here, with the same name and external_ids as on the source, before
+        the VM arrives.  The vNIC arrives with the VM, already connected to
+        the vSwitch of the same name.
+
+        :raises nova.exception.MigrationPreCheckError: this host cannot
+            wire the NICs (checked again now, as bound here).
+        :raises nova.exception.VirtualInterfacePlugException: this host's
+            OVSDB became unreachable while registering.
+        """
+        migrate_data = super().pre_live_migration(
+            context, instance, block_device_info, network_info, disk_info,
+            migrate_data)
+        self._vmops.pre_plug_vifs(
+            instance, livemigrationops.destination_network_info(
+                network_info, migrate_data))
         return migrate_data
 
     def rollback_live_migration_at_destination(self, context, instance,
@@ -177,17 +180,11 @@ class HyperVOVSDriver(hyperv_driver.HyperVDriver):
                                                migrate_data=None):
         # Remove the ports pre_live_migration registered here, as bound
         # here: nova hands the source's network_info.
-        network_info = self._livemigrationops.destination_network_info(
+        network_info = livemigrationops.destination_network_info(
             network_info, migrate_data)
         super().rollback_live_migration_at_destination(
             context, instance, network_info, block_device_info,
             destroy_disks=destroy_disks, migrate_data=migrate_data)
-
-    # ---- a VM that just started gets its OVS ports up (see vmops) ----
-
-    def resume(self, context, instance, network_info, block_device_info=None):
-        super().resume(context, instance, network_info, block_device_info)
-        self._vmops.ensure_ports_up(instance, network_info)
 
     def post_live_migration_at_destination(self, context, instance,
                                            network_info,

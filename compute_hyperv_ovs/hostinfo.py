@@ -9,8 +9,9 @@ three through os-win's own WMI connection handling
 (``os_win.utils.baseutils.BaseUtilsVirt``), the way os-win's utils do.
 
 Only :mod:`compute_hyperv_ovs.status` uses it; the driver does not.  In
-tests, ``tests/fixtures/hyperv.py`` replaces it with the simulated host's
-``SimulatedHostInfoUtils``, as it replaces os-win's classes.
+tests, ``tests/fixtures/hyperv/hostinfoutils.py`` replaces it with the
+simulated host's ``SimulatedHostInfoUtils``, as it replaces os-win's
+classes.
 """
 
 from os_win.utils import baseutils

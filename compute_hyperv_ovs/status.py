@@ -19,7 +19,6 @@ import sys
 import nova.conf
 from nova.i18n import _
 from nova.network import model as network_model
-from nova.virt.hyperv import pathutils
 from os_win import constants as os_win_const
 from os_win import exceptions as os_win_exc
 from os_win import utilsfactory
@@ -30,6 +29,7 @@ from oslo_upgradecheck import upgradecheck
 from compute_hyperv_ovs import conf as driver_conf
 from compute_hyperv_ovs import exception as driver_exception
 from compute_hyperv_ovs import hostinfo
+from compute_hyperv_ovs.hyperv import pathutils
 from compute_hyperv_ovs.os_vif_plugin import exception as ovs_exception
 from compute_hyperv_ovs.os_vif_plugin import plugin
 from compute_hyperv_ovs import vif

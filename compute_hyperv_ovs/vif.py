@@ -3,7 +3,8 @@
 The order matters: OVS for Windows finds a VM's switch port by its name
 when the OVS port is added, so the vNIC must already be connected to the
 OVS-enabled vSwitch under that name (OVS datapath-windows ``Vport.c``
-``OvsNewVportCmdHandler``; nova 28 ``virt/hyperv/vif.py``).
+``OvsNewVportCmdHandler``; nova 28 ``virt/hyperv/vif.py``
+``HyperVVIFDriver.plug``).
 """
 
 import re
@@ -14,13 +15,14 @@ from nova import exception
 from nova.i18n import _
 from nova.network import model
 from nova.network import os_vif_util
-from nova.virt.hyperv import vif as hyperv_vif
 from os_vif.objects import vif as osv_vif
 from os_win import constants as os_win_const
 from os_win import exceptions as os_win_exc
+from os_win import utilsfactory
 from oslo_log import log as logging
 
 from compute_hyperv_ovs import exception as driver_exception
+from compute_hyperv_ovs.hyperv import osutils
 from compute_hyperv_ovs.os_vif_plugin import exception as ovs_exception
 from compute_hyperv_ovs.os_vif_plugin import plugin
 
@@ -43,7 +45,7 @@ PORT_UP_FIRST_POLL = 0.01
 PORT_UP_POLL_INTERVAL = 0.1
 
 
-class HyperVOVSVIFDriver(hyperv_vif.HyperVVIFDriver):
+class HyperVOVSVIFDriver(object):
     """Plugs and unplugs one VIF of a Hyper-V VM.
 
     ``ovs`` VIFs: vNIC to ``[hyperv] vswitch_name``, then the
@@ -56,7 +58,7 @@ class HyperVOVSVIFDriver(hyperv_vif.HyperVVIFDriver):
     """
 
     def __init__(self, vif_plugin):
-        super().__init__()
+        self._netutils = osutils.per_thread(utilsfactory.get_networkutils)
         self._vif_plugin = vif_plugin
 
     @staticmethod

@@ -25,166 +25,41 @@ Prints:
 - that the result is right (ports recreated, corrected, removed, foreign
   ports untouched).
 
+The targets (one read plus one write transaction, the pass under 1 s of
+wall time) decide the exit code of a full run; a short round (``--short``,
+100 ports) only prints them, and fails only when the pass errors or its
+result is wrong.
+
 Usage: python tools/bench_reconcile.py [--ports 1000] [--timeout 60]
+                                       [--short]
 """
 
 import argparse
-import json
-import multiprocessing
 import os
-import socket
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
 
+# First, as nova-compute's entry point does: nova picks its concurrency
+# mode (native threads under tox.ini's OS_NOVA_DISABLE_EVENTLET_PATCHING)
+# before os-vif or oslo.service are imported, since they would import
+# eventlet, which nova's threading mode then refuses.
+import tests  # noqa: E402,F401
+
+import benchlib  # noqa: E402
 from compute_hyperv_ovs.os_vif_plugin import plugin  # noqa: E402
 from compute_hyperv_ovs import portsync  # noqa: E402
 from tests.fixtures import ovs  # noqa: E402
 
 BRIDGE = 'br-int'
 HOST = 'bench-host'
-# The IDL's requests whose reply carries the database's contents.
-MONITORS = ('monitor', 'monitor_cond', 'monitor_cond_since')
-READS = tuple('%s:Open_vSwitch' % m for m in MONITORS)
-
-
-def port_uuid(prefix, i):
-    return '%s-0000-4000-8000-%012d' % (prefix, i)
-
-
-def mac(i):
-    return 'fa:16:3e:%02x:%02x:%02x' % (i >> 16 & 255, i >> 8 & 255, i & 255)
-
-
-def _proxy_main(target_port, log_path, ready):
-    """The proxy's process: forward, and log JSON-RPC traffic to log_path.
-
-    It runs in a process of its own so that reading the traffic takes no
-    CPU from (and no GIL time of) the process under test.  Each line of the
-    log: ``<monotonic time> request <method> <id>`` or ``<monotonic time>
-    reply <id>``; CLOCK_MONOTONIC is the same clock in both processes.
-    """
-    listener = socket.socket()
-    listener.bind(('127.0.0.1', 0))
-    listener.listen(8)
-    log = open(log_path, 'a', buffering=1)
-    lock = threading.Lock()
-
-    def record(line):
-        with lock:
-            log.write(line + '\n')
-
-    def pump(src, dst, from_client):
-        decoder = json.JSONDecoder()
-        buf = ''
-        while True:
-            try:
-                data = src.recv(262144)
-            except OSError:
-                data = b''
-            if not data:
-                for sock in (src, dst):
-                    try:
-                        sock.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
-                return
-            dst.sendall(data)
-            now = time.monotonic()
-            buf += data.decode('utf-8')
-            # A JSON-RPC message ends with '}'; only then try to decode, so
-            # a large reply arriving in many chunks is decoded once.
-            while buf.rstrip().endswith('}'):
-                buf = buf.lstrip()
-                try:
-                    msg, end = decoder.raw_decode(buf)
-                except ValueError:
-                    break
-                buf = buf[end:]
-                if from_client and msg.get('method'):
-                    method = msg['method']
-                    if method in MONITORS:
-                        # Which database: the IDL also monitors the
-                        # server's own _Server database.
-                        method += ':%s' % msg['params'][0]
-                    msg_id = json.dumps(msg.get('id'))
-                    record('%r request %s %s' % (now, method, msg_id))
-                elif not from_client and 'result' in msg:
-                    record('%r reply %s' % (now, json.dumps(msg.get('id'))))
-
-    ready.put(listener.getsockname()[1])
-    while True:
-        client, _ = listener.accept()
-        server = socket.create_connection(('127.0.0.1', target_port))
-        threading.Thread(target=pump, args=(client, server, True),
-                         daemon=True).start()
-        threading.Thread(target=pump, args=(server, client, False),
-                         daemon=True).start()
-
-
-class CountingProxy(object):
-    """A loopback TCP proxy, in a process of its own, that logs JSON-RPC.
-
-    Counts requests by method and tells when replies came back.
-    """
-
-    def __init__(self, target_port, directory):
-        self.log_path = os.path.join(directory, 'jsonrpc.log')
-        context = multiprocessing.get_context('spawn')
-        ready = context.Queue()
-        self.process = context.Process(
-            target=_proxy_main, args=(target_port, self.log_path, ready),
-            daemon=True)
-        self.process.start()
-        self.port = ready.get(timeout=30)
-
-    def _events(self):
-        requests, replies = [], {}
-        try:
-            with open(self.log_path) as log:
-                lines = log.read().splitlines()
-        except FileNotFoundError:
-            lines = []
-        for line in lines:
-            parts = line.split(' ')
-            when = float(parts[0])
-            if parts[1] == 'request':
-                requests.append((when, parts[2], parts[3]))
-            else:
-                replies.setdefault(parts[2], when)
-        return requests, replies
-
-    def methods_since(self, start):
-        counts = {}
-        for when, method, _id in self._events()[0]:
-            if when >= start:
-                counts[method] = counts.get(method, 0) + 1
-        return counts
-
-    def reply_to_first_after(self, start, methods):
-        """Reply time of the first request of ``methods`` after start."""
-        requests, replies = self._events()
-        ids = [i for when, method, i in requests
-               if when >= start and method in methods]
-        return replies.get(ids[0]) if ids else None
-
-    def first_sent_after(self, start, method):
-        times = [when for when, m, _i in self._events()[0]
-                 if when >= start and m == method]
-        return times[0] if times else None
-
-    def transact_reply_after(self, start):
-        """Reply time of the last transact request sent after start."""
-        requests, replies = self._events()
-        ids = [i for when, method, i in requests
-               if when >= start and method == 'transact']
-        return replies.get(ids[-1]) if ids else None
-
-    def close(self):
-        self.process.terminate()
-        self.process.join(10)
+READS = benchlib.READS
+port_uuid = benchlib.port_uuid
+mac = benchlib.mac
+# Targets of a full run: the pass in one read and one write transaction,
+# within this many seconds of wall time.
+TARGET_S = 1.0
 
 
 def build_bridge(switch, n_ports):
@@ -221,7 +96,7 @@ def build_bridge(switch, n_ports):
         rows.append((port_uuid('aaaaaaaa', i), ids(i)))
         removed.append(port_uuid('aaaaaaaa', i))
         i += 1
-    foreign = []
+    foreign = {}
     for k in range(n_foreign):
         name = port_uuid('dddddddd', k)
         extra = ({} if k % 2 else
@@ -230,7 +105,7 @@ def build_bridge(switch, n_ports):
         external_ids = {'iface-id': name, 'attached-mac': mac(k)}
         external_ids.update(extra)
         rows.append((name, external_ids))
-        foreign.append(name)
+        foreign[name] = external_ids
     for _ in range(n_missing):
         spec = plugin.PortSpec(BRIDGE, port_uuid('aaaaaaaa', i), ids(i), None)
         wanted[spec.name] = spec
@@ -256,7 +131,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--ports', type=int, default=1000)
     parser.add_argument('--timeout', type=int, default=60)
-    args = parser.parse_args()
+    benchlib.add_short_option(parser, ports=100)
+    args = benchlib.parse(parser)
+    targets = benchlib.Targets(args.short)
 
     switch = ovs.OpenVSwitchFixture(timeout=args.timeout)
     switch.setUp()
@@ -264,13 +141,10 @@ def main():
     try:
         wanted, expected = build_bridge(switch, args.ports)
         assert len(switch.list_ports()) == expected['on_bridge']
-        proxy = CountingProxy(switch.port, switch.dir)
-
-        class Config(object):
-            ovsdb_connection = 'tcp:127.0.0.1:%d' % proxy.port
-            timeout = args.timeout
-
-        vif_plugin = plugin.HyperVOvsPlugin(Config())
+        proxy = benchlib.CountingProxy(switch.port, switch.dir)
+        vif_plugin = plugin.HyperVOvsPlugin(benchlib.plugin_config(
+            ovsdb_connection='tcp:127.0.0.1:%d' % proxy.port,
+            timeout=args.timeout))
         vif_plugin.set_compute_host(HOST)
         sync = portsync.PortSync(None, vif_plugin, HOST, list_vms=None)
 
@@ -279,11 +153,15 @@ def main():
         result = sync.sync(wanted, set(), lambda uuids: set())
         t4 = time.monotonic()
         c4 = time.process_time()
+        # The proxy logs a message once it has forwarded it.
+        time.sleep(0.2)
         during_pass = proxy.methods_since(t3)
         monitor_replied = proxy.reply_to_first_after(t3, READS)
         transact_sent = proxy.first_sent_after(t3, 'transact')
         committed = proxy.transact_reply_after(t3)
         ports_after = set(switch.list_ports())
+        ids_after = {iface['name']: iface['external_ids']
+                     for iface in switch.list_interfaces()}
 
         print('ports on the bridge before: %d (%d owned and matching, %d '
               'owned to correct, %d owned to remove, %d foreign); VIFs '
@@ -295,18 +173,27 @@ def main():
         print('result (recreated, corrected, removed): %s; expected %s' % (
             result, (expected['recreated'], expected['corrected'],
                      expected['removed'])))
+        # Every wanted port on the bridge with its external_ids (so the
+        # corrected ones too), the foreign ones as they were, the removed
+        # ones gone.
+        wrong = ['%s: %s, wanted %s' % (name, ids_after.get(name), ids)
+                 for name, ids in sorted(
+                     [(n, s.external_ids) for n, s in wanted.items()] +
+                     list(expected['foreign'].items()))
+                 if name not in ports_after or ids_after.get(name) != ids]
+        wrong += ['%s: not removed' % name for name in
+                  sorted(set(expected['removed_names']) & ports_after)]
         ok = (result == (expected['recreated'], expected['corrected'],
-                         expected['removed']) and
-              set(wanted) <= ports_after and
-              set(expected['foreign']) <= ports_after and
-              not set(expected['removed_names']) & ports_after)
-        print('ports after: %d; right: %s' % (len(ports_after), ok))
+                         expected['removed']) and not wrong)
+        print('ports after: %d; ports wrong: %d%s; right: %s' % (
+            len(ports_after), len(wrong),
+            ''.join('\n  ' + line for line in wrong[:10]), ok))
         print('OVSDB requests of the pass (its own connection: schema, one '
               'monitor whose initial reply is the read, one transact): %s'
               % during_pass)
-        print('reads: %d, write transactions: %d' % (
-            sum(during_pass.get(m, 0) for m in READS),
-            during_pass.get('transact', 0)))
+        reads = sum(during_pass.get(m, 0) for m in READS)
+        writes = during_pass.get('transact', 0)
+        print('reads: %d, write transactions: %d' % (reads, writes))
         print('pass wall time: %.3f s; CPU time of this process (all its '
               'threads) during it: %.3f s; load average: '
               '%.1f' % (t4 - t3, c4 - c3, os.getloadavg()[0]))
@@ -319,7 +206,12 @@ def main():
                       committed - transact_sent, t4 - committed))
             print('pass wall time without ovs-vswitchd\'s work: %.3f s'
                   % (committed - t3))
-        return 0 if ok else 1
+        targets.check('%d ports in one read plus one write transaction'
+                      % args.ports, (reads, writes) == (1, 1),
+                      '%d read(s), %d write transaction(s)' % (reads, writes))
+        targets.check('pass wall time < %.1f s' % TARGET_S,
+                      t4 - t3 < TARGET_S, '%.3f s' % (t4 - t3))
+        return targets.exit_code(ok)
     finally:
         if proxy:
             proxy.close()

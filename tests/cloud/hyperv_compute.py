@@ -20,9 +20,9 @@ host::
         --guest-shutdown-seconds 1 \\
         -- --config-file DIR/nova.conf --log-file DIR/nova-compute.log
 
-It installs the simulated Hyper-V host of ``tests/fixtures/hyperv.py`` in
+It installs the simulated Hyper-V host of ``tests/fixtures/hyperv/`` in
 place of os-win's WMI classes, with the host's state kept in its directory
-(``tests/fixtures/hyperv_state.py``), then runs nova's own compute entry
+(``tests/fixtures/hyperv/state_files.py``), then runs nova's own compute entry
 point, ``nova.cmd.compute.main``, which loads the driver named by
 ``compute_driver`` as on a real host.  Peers are the other simulated hosts
 this host may live-migrate to or from (their state files are read and
@@ -32,7 +32,10 @@ written under their locks).  The instances path of a host is
 Never part of the shipped package.
 """
 
-import nova.monkey_patch  # noqa: F401  (first, as nova's own cmd does)
+# First, as nova-compute itself: importing nova's entry point decides the
+# concurrency mode (native threading unless [DEFAULT] concurrency_backend or
+# OS_NOVA_DISABLE_EVENTLET_PATCHING says eventlet).
+from nova.cmd import compute  # noqa: I100
 
 import argparse  # noqa: E402
 import os  # noqa: E402
@@ -40,12 +43,14 @@ import sys  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..'))
 
-from nova.cmd import compute  # noqa: E402
+# Then the driver's package, which makes os-win importable in that mode,
+# before the simulated host imports os-win.
+import compute_hyperv_ovs  # noqa: E402,F401
 from nova import config  # noqa: E402
 from nova.virt import node  # noqa: E402
 
-from tests.fixtures import hyperv  # noqa: E402
-from tests.fixtures import hyperv_state  # noqa: E402
+from tests.fixtures.hyperv import fixture as hyperv_fixture  # noqa: E402
+from tests.fixtures.hyperv import state_files  # noqa: E402
 
 
 def _host_spec(text):
@@ -101,7 +106,7 @@ def main(argv):
     args = parser.parse_args(argv[1:])
     nova_args = [a for a in args.nova_args if a != '--']
 
-    fixture = hyperv.HyperVHostsFixture()
+    fixture = hyperv_fixture.HyperVHostsFixture()
     fixture.setUp()
     stores = []
     for name, ip, directory in [args.host] + args.peer:
@@ -109,8 +114,8 @@ def main(argv):
             name, vswitch_name=args.vswitch, local_ips=[ip],
             instances_path=os.path.join(directory, 'instances'))
         host.guest_shutdown_seconds = args.guest_shutdown_seconds
-        stores.append(hyperv_state.HostStateStore(host, directory))
-    synced = hyperv_state.SyncedHosts(stores)
+        stores.append(state_files.HostStateStore(host, directory))
+    synced = state_files.SyncedHosts(stores)
     synced.install()
     _keep_node_identity(stores[0].host.node_uuid)
 

@@ -17,7 +17,7 @@ from nova.tests.functional import integrated_helpers
 from oslo_utils import uuidutils
 
 from compute_hyperv_ovs import conf  # noqa: F401 (registers the options)
-from tests.fixtures import hyperv
+from tests.fixtures.hyperv import fixture as hyperv_fixture
 from tests.fixtures import images
 from tests.fixtures import neutron_agent
 from tests.fixtures import ovs
@@ -27,6 +27,17 @@ CONF = nova.conf.CONF
 DRIVER = 'compute_hyperv_ovs.driver.HyperVOVSDriver'
 VSWITCH = 'external'
 OVSDB_GROUP = 'os_vif_hyperv_ovs'
+
+
+# neutron-openvswitch-agent on a Windows host in 2026.2: the last release
+# with Windows code (neutron 25 removed it), tools/cloud/versions.
+WINDOWS_AGENT_RELEASE = '24.2.2'
+# The first release that defers ports at ofport -1 (bug #2155883).
+DEFERS_FAILED_PORTS_FROM = (28, 0, 1)
+
+
+def _binds_failed_ports(release):
+    return tuple(int(p) for p in release.split('.')) < DEFERS_FAILED_PORTS_FROM
 
 
 class HyperVOVSTestBase(integrated_helpers._IntegratedTestBase):
@@ -61,7 +72,7 @@ class HyperVOVSTestBase(integrated_helpers._IntegratedTestBase):
         self.flags(vif_plugging_timeout=self.VIF_PLUGGING_TIMEOUT,
                    vif_plugging_is_fatal=True)
         self.flags(timeout=5, group=OVSDB_GROUP)
-        self.hyperv = self.useFixture(hyperv.HyperVHostsFixture())
+        self.hyperv = self.useFixture(hyperv_fixture.HyperVHostsFixture())
         self.vif_plugged = None  # needs the API, made once it exists
         super()._setup_services()
         self.vif_plugged = neutron_agent.VifPluggedNotifier(
@@ -71,7 +82,7 @@ class HyperVOVSTestBase(integrated_helpers._IntegratedTestBase):
         return None
 
     def start_compute(self, hostname, hyperv_datapath=True, ovs_ssl=None,
-                      **host_kwargs):
+                      agent_release=WINDOWS_AGENT_RELEASE, **host_kwargs):
         """Start nova-compute on a new simulated Hyper-V host.
 
         Each host has its own instances path, ``<CONF.instances_path>/
@@ -87,6 +98,13 @@ class HyperVOVSTestBase(integrated_helpers._IntegratedTestBase):
             dict of SSL option overrides (``{}`` for none): OVSDB also
             listens for SSL and the driver uses ``ssl:`` with the
             fixture's client key, certificate and CA, as overridden.
+        :param agent_release: the neutron-openvswitch-agent release the
+            host runs, as far as the stand-in tells them apart: before
+            28.0.1 a port at ofport -1 is bound at once, from 28.0.1 on it
+            is deferred until it gets a valid ofport
+            (``neutron_agent.NeutronOVSAgentStandIn``).  Default: the
+            release a Windows host runs in 2026.2 (the last with Windows
+            code).
         :param host_kwargs: more ``SimulatedHyperVHost`` arguments, e.g.
             ``cpu_features``.
         :returns: the compute service.
@@ -119,7 +137,8 @@ class HyperVOVSTestBase(integrated_helpers._IntegratedTestBase):
         self.computes[hostname] = compute
         self.agents[hostname] = self.useFixture(
             neutron_agent.NeutronOVSAgentStandIn(
-                ovs_fixture, hostname, on_port_up=self._port_up))
+                ovs_fixture, hostname, on_port_up=self._port_up,
+                binds_failed_ports=_binds_failed_ports(agent_release)))
         return compute
 
     def _port_up(self, host, iface_id, external_ids):

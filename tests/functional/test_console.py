@@ -5,14 +5,15 @@ files (``<instance dir>/console.log`` and ``console.log.1``) that its
 serial console handler writes from the VM's COM1 named pipe; the handler
 starts when the power state event of the VM's start reaches nova
 (``InstanceEventHandler``) and stops when the VM stops.  The simulated
-guest prints ``hyperv.GUEST_BOOT_LINES`` lines on COM1 at every boot.
+guest prints ``hyperv_guest.GUEST_BOOT_LINES`` lines on COM1 at every boot.
 """
 
 import time
 
 from os_win import constants as os_win_const
 
-from tests.fixtures import hyperv
+from tests.fixtures.hyperv import constants as hyperv_const
+from tests.fixtures.hyperv import guest as hyperv_guest
 from tests.functional import base
 
 OFF = os_win_const.HYPERV_VM_STATE_DISABLED
@@ -44,7 +45,7 @@ class ConsoleTestBase(base.HyperVOVSTestBase):
             time.sleep(0.1)
 
     def boot_lines(self, server, boot):
-        return hyperv.guest_boot_messages(
+        return hyperv_guest.guest_boot_messages(
             'host1', server['OS-EXT-SRV-ATTR:instance_name'],
             boot).splitlines()
 
@@ -138,7 +139,7 @@ class ConsoleOfMovedServerTest(ConsoleTestBase):
         server = self._migrate_server(server, host='host2')
         self.assertEqual('host2', server['OS-EXT-SRV-ATTR:host'])
         vm = self.vm_of(server)
-        self.assertEqual((hyperv.POWER_STATE_NAMES[OFF], 0),
+        self.assertEqual((hyperv_const.POWER_STATE_NAMES[OFF], 0),
                          (vm.power_state_name, vm.boot_count))
         # nova answers an empty output, not an error.
         self.assertEqual('', self.console(server))
@@ -151,7 +152,7 @@ class ConsoleOfMovedServerTest(ConsoleTestBase):
         self.api.post_server_action(server['id'], {'os-start': None})
         server = self._wait_for_state_change(server, 'ACTIVE')
         output = self.wait_for_console(
-            server, hyperv.guest_boot_messages(
+            server, hyperv_guest.guest_boot_messages(
                 'host2', server['OS-EXT-SRV-ATTR:instance_name'],
                 1).splitlines()[2])
         self.assertTrue(output.startswith(

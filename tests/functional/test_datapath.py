@@ -3,9 +3,11 @@
 In the test world (``base.HyperVOVSTestBase.start_compute``) a VM's Hyper-V
 switch port exists only while the VM runs, and the host's real OVS gives
 the VM's port ``ofport -1`` and an ``Interface.error`` until it does
-(``ovs.HyperVSwitchPorts``); the neutron agent stand-in defers such ports
-as neutron-openvswitch-agent >= 28.0.1 does, and neutron-server's stand-in
-sends ``network-vif-plugged`` once, when the port goes from DOWN to ACTIVE.
+(``ovs.HyperVSwitchPorts``); the neutron agent stand-in binds such ports
+at once as neutron-openvswitch-agent 24.x (the Windows host's) does, or
+defers them as 28.0.1 and later do (``agent_release``), and
+neutron-server's stand-in sends ``network-vif-plugged`` once, when the port
+goes from DOWN to ACTIVE.
 """
 
 import time
@@ -18,9 +20,22 @@ from tests.functional import test_boot
 RUNNING = os_win_const.HYPERV_VM_STATE_ENABLED
 OFF = os_win_const.HYPERV_VM_STATE_DISABLED
 SAVED = os_win_const.HYPERV_VM_STATE_SUSPENDED
+PAUSED = os_win_const.HYPERV_VM_STATE_PAUSED
 
 
 class DatapathTestBase(test_boot.BootTestBase):
+    """Hosts whose agent defers ports at ofport -1 unless a test says so.
+
+    The rules here are about what the driver does when the agent waits for
+    a valid ofport (neutron >= 28.0.1); with the Windows host's agent
+    (24.x) a port is bound at once and nothing waits on the datapath.
+    """
+
+    AGENT_RELEASE = '29.0.0'
+
+    def start_compute(self, hostname, **kwargs):
+        kwargs.setdefault('agent_release', self.AGENT_RELEASE)
+        return super().start_compute(hostname, **kwargs)
 
     def setUp(self):
         # (host, port id, VM power state) when the agent reported a port up.
@@ -275,11 +290,36 @@ class LifecycleTest(DatapathTestBase):
         self.assert_port_up_again('host1', server, self.port,
                                   self.first_ofport)
 
+    def test_pause_then_unpause_keeps_the_port_up(self):
+        # A paused VM keeps its memory and its switch port (Hyper-V's
+        # Paused state), so its OVS port keeps its ofport throughout.
+        self.api.post_server_action(self.server['id'], {'pause': None})
+        server = self._wait_for_state_change(self.server, 'PAUSED')
+        self.assertEqual(PAUSED, self.vm_of(server).power_state)
+        self.assertIn(self.port['id'], self.host('host1').switch_ports)
+        self.assertEqual(self.first_ofport, self.ofport('host1', self.port))
+
+        self.api.post_server_action(server['id'], {'unpause': None})
+        server = self._wait_for_state_change(server, 'ACTIVE')
+
+        self.assertEqual(RUNNING, self.vm_of(server).power_state)
+        self.assertEqual(self.first_ofport, self.ofport('host1', self.port))
+
 
 class MigrationTest(DatapathTestBase):
-    """Item 9: after a migration the port is up on the destination."""
+    """Item 9: after a migration the port is up on the destination.
+
+    With the Windows host's agent (24.x): nova 34's source compute waits,
+    before Hyper-V moves the VM, for ``network-vif-plugged`` of every port
+    on the destination (``ComputeManager._do_pre_live_migration_from_
+    source``), which neutron sends when the destination's agent binds the
+    port registered there ahead (ml2 ``update_device_up`` ->
+    ``notify_port_active_direct``).  An agent that defers ports at ofport
+    -1 cannot: see :class:`DeferringAgentLiveMigrationTest`.
+    """
 
     CAST_AS_CALL = False
+    AGENT_RELEASE = base.WINDOWS_AGENT_RELEASE
 
     def setUp(self):
         super().setUp()
@@ -323,3 +363,59 @@ class MigrationTest(DatapathTestBase):
         self.assertGreater(self.ofport('host2', self.port), 0)
         self.agents['host2'].wait_for_port(self.port['id'])
         self.assertIsNone(self.ovs['host1'].get_interface(self.port['id']))
+
+
+class DeferringAgentLiveMigrationTest(DatapathTestBase):
+    """Live migration between hosts whose agent defers ports at -1.
+
+    The destination's port stays at ofport -1 until the VM arrives, so such
+    an agent never reports it before the move, and nova 34's source waits
+    for its ``network-vif-plugged`` until ``vif_plugging_timeout``; the
+    operator's way out is ``[compute] live_migration_wait_for_vif_plug =
+    False`` on the destination (doc/source/install.rst).
+    """
+
+    CAST_AS_CALL = False
+
+    def setUp(self):
+        super().setUp()
+        self.flags(vif_plugging_timeout=3)
+        self.start_compute('host1')
+
+    def _start_destination_and_boot(self):
+        self.start_compute('host2')
+        return self.boot(self.image, host='host1')
+
+    def _live_migrate(self, server):
+        self.api.post_server_action(
+            server['id'],
+            {'os-migrateLive': {'host': 'host2', 'block_migration': 'auto'}})
+
+    def test_waiting_for_the_destination_port_fails_the_move(self):
+        server, port = self._start_destination_and_boot()
+
+        self._live_migrate(server)
+
+        # nova's own status for a move that never started (its source's
+        # wait for the destination's events failed).
+        self._wait_for_migration_status(server, ['failed'])
+        server = self._wait_for_server_parameter(
+            server, {'status': 'ACTIVE', 'OS-EXT-STS:task_state': None,
+                     'OS-EXT-SRV-ATTR:host': 'host1'})
+        self.assertEqual(RUNNING, self.vm_of(server, 'host1').power_state)
+        self.assertIsNone(self.vm_of(server, 'host2'))
+        self.assertGreater(self.ofport('host1', port), 0)
+
+    def test_moves_without_the_wait_on_the_destination(self):
+        self.flags(live_migration_wait_for_vif_plug=False, group='compute')
+        server, port = self._start_destination_and_boot()
+
+        self._live_migrate(server)
+
+        self._wait_for_migration_status(server, ['completed'])
+        server = self._wait_for_server_parameter(
+            server, {'status': 'ACTIVE', 'OS-EXT-STS:task_state': None,
+                     'OS-EXT-SRV-ATTR:host': 'host2'})
+        self.assertEqual(RUNNING, self.vm_of(server, 'host2').power_state)
+        self.assertGreater(self.ofport('host2', port), 0)
+        self.agents['host2'].wait_for_port(port['id'])

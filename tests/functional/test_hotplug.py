@@ -7,9 +7,9 @@ Each case reads back the simulated host (the VM's vNICs and their switch
 ports) and the host's real OVSDB.
 """
 
+from concurrent import futures
 import time
 
-import eventlet
 from nova.tests.functional.api import client
 from os_win import constants as os_win_const
 
@@ -149,12 +149,14 @@ class HotplugTest(HotplugTestBase):
         self.agents['host1'].stop()
         port = self.create_port()
 
-        attach = eventlet.spawn(self.attach, server, port)
+        pool = futures.ThreadPoolExecutor(max_workers=1)
+        self.addCleanup(pool.shutdown)
+        attach = pool.submit(self.attach, server, port)
         time.sleep(3)
 
         # The VM runs, its vNIC is on the vSwitch and its OVS port is up:
         # the attach still waits for neutron.
-        self.assertFalse(attach.dead)
+        self.assertFalse(attach.done())
         self.assertNotIn('instance.interface_attach.end', [
             n['event_type'] for n in self.notifier.versioned_notifications])
         self.assert_vnic(server, port)
@@ -162,7 +164,7 @@ class HotplugTest(HotplugTestBase):
 
         self.vif_plugged.port_up('host1', port['id'], {})
 
-        self.assertEqual(port['id'], attach.wait()['port_id'])
+        self.assertEqual(port['id'], attach.result(timeout=60)['port_id'])
         self.assertIn(port['id'], [
             a['port_id'] for a in self.api.get_port_interfaces(server['id'])])
 

@@ -12,7 +12,7 @@ from os_win import constants as os_win_const
 from os_win import exceptions as os_win_exc
 from oslo_utils import units
 
-from tests.fixtures import hyperv
+from tests.fixtures.hyperv import constants as hyperv_const
 from tests.fixtures import neutron_agent
 from tests.functional import base
 
@@ -287,11 +287,14 @@ class LiveMigrationTest(MigrationTestBase):
         """
         if create:
             self.ovs[hostname].add_bridge(bridge)
-            self.agents[hostname].stop()
+            # The same agent release as before, on the other bridge.
+            old_agent = self.agents[hostname]
+            old_agent.stop()
             self.agents[hostname] = self.useFixture(
                 neutron_agent.NeutronOVSAgentStandIn(
                     self.ovs[hostname], hostname, on_port_up=self._port_up,
-                    bridge=bridge))
+                    bridge=bridge,
+                    binds_failed_ports=old_agent.binds_failed_ports))
         create_port_binding = self.neutron.create_port_binding
 
         def bind(port_id, body):
@@ -365,7 +368,7 @@ class CPUFeaturesTest(MigrationTestBase):
         super().setUp()
         self.start_compute('host1')
         self.start_compute('host2', cpu_features=(
-            hyperv.DEFAULT_CPU_FEATURES - {'xsave'}) | {'3dnow'})
+            hyperv_const.DEFAULT_CPU_FEATURES - {'xsave'}) | {'3dnow'})
 
     def test_limit_cpu_features_creates_limited_vm(self):
         self.flags(limit_cpu_features=True, group='hyperv')
@@ -446,7 +449,7 @@ class CPUSupersetTest(MigrationTestBase):
         super().setUp()
         self.start_compute('host1')
         self.start_compute('host2', cpu_features=(
-            hyperv.DEFAULT_CPU_FEATURES | {'3dnow'}))
+            hyperv_const.DEFAULT_CPU_FEATURES | {'3dnow'}))
 
     def test_unlimited_vm_moves_to_a_cpu_with_more_features(self):
         server, port = self.boot(self.image, host='host1')

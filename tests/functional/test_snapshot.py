@@ -67,6 +67,11 @@ class SnapshotTest(base.HyperVOVSTestBase):
             server_id, {'createImage': {'name': name}})
         image_id = resp['image_id']
         self._wait_for_image(image_id)
+        # The image turns active when its data is uploaded; the driver
+        # removes its checkpoint after that, and nova clears the task
+        # only once the whole snapshot returned.
+        self._wait_for_server_parameter(
+            {'id': server_id}, {'OS-EXT-STS:task_state': None})
         return image_id
 
     def _wait_for_image(self, image_id):

@@ -1,5 +1,7 @@
 """HyperVOVSDriver as nova loads and builds it."""
 
+import threading
+
 from nova.network import model as network_model
 from nova import objects
 from nova import test
@@ -10,15 +12,18 @@ from oslo_utils import uuidutils
 from compute_hyperv_ovs import driver
 from compute_hyperv_ovs import vif
 from compute_hyperv_ovs import vmops
-from tests.fixtures import hyperv
+from tests.fixtures.hyperv import fixture as hyperv_fixture
 from tests.fixtures import ovs
+
+# The name the OVSDB package gives its connection thread.
+OVSDB_THREAD = 'ovsdb-connection'
 
 
 class DriverLoadTest(test.NoDBTestCase):
 
     def setUp(self):
         super().setUp()
-        self.hosts = self.useFixture(hyperv.HyperVHostsFixture())
+        self.hosts = self.useFixture(hyperv_fixture.HyperVHostsFixture())
         self.hosts.add_host('host1')
 
     def load(self):
@@ -63,7 +68,7 @@ class CleanupHostTest(test.NoDBTestCase):
         self.flags(ovsdb_connection=self.ovs.connection, timeout=3,
                    group='os_vif_hyperv_ovs')
         self.flags(vswitch_name='ovs-switch', group='hyperv')
-        self.hosts = self.useFixture(hyperv.HyperVHostsFixture())
+        self.hosts = self.useFixture(hyperv_fixture.HyperVHostsFixture())
         self.hosts.add_host('host1', vswitch_name='ovs-switch')
         with self.hosts.building('host1'):
             self.driver = virt_driver.load_compute_driver(
@@ -90,19 +95,23 @@ class CleanupHostTest(test.NoDBTestCase):
         return port_id
 
     def test_cleanup_host_closes_the_ovsdb_connection(self):
+        before = set(threading.enumerate())
         self.plug_new_vif()
         client = self.driver._vif_plugin.ovsdb
-        ovsdb_connection = client._api.ovsdb_connection
+        self.assertTrue(client.is_open)
+        opened = [t for t in set(threading.enumerate()) - before
+                  if t.name == OVSDB_THREAD]
+        self.assertNotEqual([], opened)
 
         self.driver.cleanup_host('host1')
 
-        self.assertIsNone(client._api)
-        self.assertFalse(ovsdb_connection.is_running)
+        self.assertFalse(client.is_open)
+        self.assertEqual([], [t for t in opened if t.is_alive()])
 
     def test_cleanup_host_before_any_plug_is_harmless(self):
         self.driver.cleanup_host('host1')
 
-        self.assertIsNone(self.driver._vif_plugin.ovsdb._api)
+        self.assertFalse(self.driver._vif_plugin.ovsdb.is_open)
 
     def test_plug_after_cleanup_host_reconnects(self):
         first = self.plug_new_vif()
@@ -110,6 +119,6 @@ class CleanupHostTest(test.NoDBTestCase):
 
         second = self.plug_new_vif()
 
-        self.assertIsNotNone(self.driver._vif_plugin.ovsdb._api)
+        self.assertTrue(self.driver._vif_plugin.ovsdb.is_open)
         self.assertEqual(sorted([first, second]),
                          sorted(self.ovs.list_ports('br-int')))

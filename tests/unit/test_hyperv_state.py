@@ -20,8 +20,9 @@ import testtools
 
 import nova.conf
 
-from tests.fixtures import hyperv
-from tests.fixtures import hyperv_state
+from tests.fixtures.hyperv import fixture as hyperv_fixture
+from tests.fixtures.hyperv import guest as hyperv_guest
+from tests.fixtures.hyperv import state_files
 
 CONF = nova.conf.CONF
 
@@ -37,7 +38,7 @@ class HostStateTestCase(testtools.TestCase):
         CONF([], default_config_files=[])
         self.useFixture(config_fixture.Config(CONF)).config(
             instances_path=os.path.join(self.tmp, 'instances'))
-        self.hosts = self.useFixture(hyperv.HyperVHostsFixture())
+        self.hosts = self.useFixture(hyperv_fixture.HyperVHostsFixture())
         self.host1 = self.hosts.add_host(
             'host1', vswitch_name='external',
             instances_path=os.path.join(self.tmp, 'host1'))
@@ -58,8 +59,8 @@ class HostStateTestCase(testtools.TestCase):
         stores = []
         for host in (self.host1, self.host2):
             directory = os.path.join(self.tmp, 'state-' + host.hostname)
-            stores.append(hyperv_state.HostStateStore(host, directory))
-        synced = hyperv_state.SyncedHosts(stores)
+            stores.append(state_files.HostStateStore(host, directory))
+        synced = state_files.SyncedHosts(stores)
         synced.install()
         self.addCleanup(synced.uninstall)
         self.synced = synced
@@ -146,9 +147,11 @@ class HostStateTestCase(testtools.TestCase):
         states = []
 
         def nova_call():
+            # nova's thread builds its own utils object, as WMI needs.
+            own_vmutils = self._utils('host1', 'vmutils')
             with self.synced.synced():
                 time.sleep(0.3)   # the guest's timer fires meanwhile
-                states.append(vmutils.get_vm_state('instance-1'))
+                states.append(own_vmutils.get_vm_state('instance-1'))
 
         nova = threading.Thread(target=nova_call, daemon=True)
         nova.start()
@@ -182,7 +185,7 @@ class HostStateTestCase(testtools.TestCase):
 
         with open(log_file) as f:
             self.assertEqual(
-                hyperv.guest_boot_messages('host1', 'instance-1', 1),
+                hyperv_guest.guest_boot_messages('host1', 'instance-1', 1),
                 f.read())
         with open(store1.path) as f:
             saved, = json.load(f)['vms']

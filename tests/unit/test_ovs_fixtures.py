@@ -309,6 +309,30 @@ class HyperVDatapathTest(testtools.TestCase):
                 self.fail('%s: %s' % (name, iface))
             time.sleep(0.02)
 
+    def test_datapath_lacks_the_actions_windows_lacks(self):
+        # A flow that clears conntrack state, as the OVS firewall's table 71
+        # does, translates to no ct_clear action: Windows' datapath has
+        # none (datapath-windows/ovsext/Actions.c).
+        self.host.vsctl('--', 'add-port', 'br-int', 'p1', '--', 'set',
+                        'Interface', 'p1', 'type=dummy')
+        ctl = os.path.join(self.host.dir, 'ovs-vswitchd.ctl')
+        appctl = ovs.find_binary('ovs-appctl')
+        ofctl = ovs.find_binary('ovs-ofctl')
+        ovs.execute(ofctl, 'add-flow', 'br-int',
+                    'priority=10,ip,actions=ct_clear,normal',
+                    env=self.host.env)
+        # Without a feature name, set-dp-features lists the run-time set
+        # (show-dp-features shows what the datapath probed at start).
+        features, _ = ovs.execute(appctl, '-t', ctl, 'dpif/set-dp-features',
+                                  'br-int', env=self.host.env)
+        for feature in ovs.WINDOWS_MISSING_DP_FEATURES:
+            self.assertRegex(features, r'(?m)^%s \(.*\) : \[run time\]:false,'
+                             % feature)
+        trace, _ = ovs.execute(appctl, '-t', ctl, 'ofproto/trace', 'br-int',
+                               'in_port=1,ip', env=self.host.env)
+        actions = trace.split('Datapath actions:', 1)[1]
+        self.assertNotIn('ct_clear', actions)
+
     def test_port_without_switch_port_is_down_by_default(self):
         self.assertEqual('dummy', self.host.bridge_datapath_type())
         self.host.add_port('br-int', PORT_UUID, vif_ids())
@@ -487,27 +511,31 @@ def _eventlet_patched():
 class OtherThreadingModelTest(testtools.TestCase):
     """Run the tests above again in a child process, in the other model.
 
-    nova's test framework imports nova.monkey_patch, so functional tests use
-    the fixtures with green threads, subprocess and time; a benchmark script
-    uses them with plain threads.  Whether this process is monkey patched
-    depends on which test modules stestr imported (any importing nova.test
-    patches the whole worker), so the child covers the other case.
+    nova 34 chooses native threads or eventlet once per process
+    (``OS_NOVA_DISABLE_EVENTLET_PATCHING``; ``tox -e py311`` runs threading,
+    ``tox -e eventlet`` eventlet), and the fixtures serve both, with plain
+    or green threads, subprocess and time; the child covers the model this
+    process does not run.
     """
 
     def test_fixtures_in_other_threading_model(self):
         patched = _eventlet_patched()
+        # tests/__init__ lets nova choose the model, as nova-compute does:
+        # from OS_NOVA_DISABLE_EVENTLET_PATCHING (nova/monkey_patch.py).
         code = (
             'import sys\n'
-            '%s\n'
             'from tests.fixtures import ovs\n'
             'assert ovs.eventlet_patched() is %s\n'
             'from testtools.run import main\n'
             'main(["testtools.run"] + sys.argv[1:], sys.stdout)\n'
-            % ('' if patched else 'import nova.monkey_patch', not patched))
+            % (not patched))
+        env = dict(os.environ, OS_NOVA_DISABLE_EVENTLET_PATCHING=(
+            'true' if patched else 'false'))
         tests = ['%s.%s' % (__name__, cls.__name__) for cls in (
             OpenVSwitchFixtureTest, NeutronAgentStandInTest,
             HyperVDatapathTest, VifPluggedNotifierTest)]
         proc = subprocess.run([sys.executable, '-c', code] + tests, cwd=REPO,
+                              env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               timeout=300)
         output = proc.stdout.decode('utf-8', 'replace')

@@ -21,7 +21,7 @@ from compute_hyperv_ovs import conf  # noqa: F401 (registers the options)
 from compute_hyperv_ovs.os_vif_plugin import plugin
 from compute_hyperv_ovs import portsync
 from compute_hyperv_ovs import vif
-from tests.fixtures import hyperv
+from tests.fixtures.hyperv import fixture as hyperv_fixture
 from tests.fixtures import ovs
 
 VSWITCH = 'ovs-switch'
@@ -49,7 +49,7 @@ class PortSyncTestCase(test.TestCase):
         self.flags(ovsdb_connection=self.ovs.connection, timeout=3,
                    port_sync_max_interval=1, group=plugin.CONFIG_GROUP)
         self.flags(vswitch_name=VSWITCH, group='hyperv')
-        self.hosts = self.useFixture(hyperv.HyperVHostsFixture())
+        self.hosts = self.useFixture(hyperv_fixture.HyperVHostsFixture())
         self.host = self.hosts.add_host(HOST, vswitch_name=VSWITCH)
         self.vif_plugin = plugin.HyperVOvsPlugin.load(plugin.PLUGIN_NAME)
         self.vif_plugin.set_compute_host(HOST)

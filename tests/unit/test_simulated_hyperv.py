@@ -33,11 +33,14 @@ import nova.conf
 from nova import context as nova_context
 from nova import exception as nova_exception
 from nova import objects
-from nova.virt.hyperv import driver as hyperv_driver
-from nova.virt.hyperv import serialconsoleops
+from nova.tests import fixtures as nova_fixtures
 import nova.virt.node
 
-from tests.fixtures import hyperv
+from compute_hyperv_ovs import driver
+from compute_hyperv_ovs.hyperv import serialconsole
+from tests.fixtures.hyperv import constants as hyperv_const
+from tests.fixtures.hyperv import fixture as hyperv_fixture
+from tests.fixtures.hyperv import guest as hyperv_guest
 
 CONF = nova.conf.CONF
 
@@ -49,7 +52,7 @@ class FakeVirtAPI(object):
     """The two things nova's Hyper-V driver asks of its virtapi."""
 
     @contextlib.contextmanager
-    def wait_for_instance_event(self, instance, event_names, deadline=300,
+    def wait_for_instance_event(self, instance, event_names, timeout=300,
                                 error_callback=None):
         yield
 
@@ -72,6 +75,10 @@ class SimulatedHyperVTestCase(testtools.TestCase):
     def setUp(self):
         super(SimulatedHyperVTestCase, self).setUp()
         objects.register_all()
+        # The driver's power state events go through nova's executors;
+        # nova's fixture gives this test its own and ends them with it, so
+        # none is left for the next test (nova's fixtures assert that).
+        self.useFixture(nova_fixtures.IsolatedExecutorFixture(self.id()))
         self.tmp = self.useFixture(fixtures.TempDir()).path
         self.instances_path = os.path.join(self.tmp, 'instances')
         os.makedirs(self.instances_path)
@@ -83,13 +90,13 @@ class SimulatedHyperVTestCase(testtools.TestCase):
         self.conf.config(vswitch_name='external', group='hyperv')
         self.conf.config(lock_path=os.path.join(self.tmp, 'locks'),
                          group='oslo_concurrency')
-        self.hosts = self.useFixture(hyperv.HyperVHostsFixture())
+        self.hosts = self.useFixture(hyperv_fixture.HyperVHostsFixture())
         self.host1 = self.hosts.add_host('host1', vswitch_name='external')
         self.host2 = self.hosts.add_host('host2', vswitch_name='external')
 
     def _driver(self, hostname):
         with self.hosts.building(hostname):
-            return hyperv_driver.HyperVDriver(FakeVirtAPI())
+            return driver.HyperVOVSDriver(FakeVirtAPI())
 
     def _utils(self, hostname, kind):
         with self.hosts.building(hostname):
@@ -150,9 +157,12 @@ class SimulatedHyperVTestCase(testtools.TestCase):
     def test_init_host_listener_is_inert(self):
         drv = self._driver('host1')
         drv.init_host('host1')
-        # nova spawns the handler in a green thread; let it run once.
-        import eventlet
-        eventlet.sleep(0)
+        self.addCleanup(drv.cleanup_host, 'host1')
+        # The listener runs in a thread of its own that init_host starts.
+        for _ in range(50):
+            if self.host1.has_power_state_listener:
+                break
+            time.sleep(0.01)
         self.assertTrue(self.host1.has_power_state_listener)
 
     def test_utilsfactory_outside_building_is_loud(self):
@@ -613,8 +623,10 @@ class SimulatedHyperVTestCase(testtools.TestCase):
         seen = []
         handler = vmutils.get_vm_power_state_change_listener(
             get_handler=True)
+        # The listener runs in a thread of its own (os-win's WMI event
+        # watcher), so it reads the host, not this thread's vmutils.
         handler(lambda name, state: seen.append(
-            (name, state, vmutils.vm_exists(name))))
+            (name, state, name in self.host1.vms)))
         errors = self._thread_errors()
         destroyers = []
 
@@ -622,8 +634,10 @@ class SimulatedHyperVTestCase(testtools.TestCase):
             if (destroyers or 'instance-1' not in self.host1.vms or
                     self.host1.vms['instance-1'].power_state != OFF):
                 return
+            # A utils object of its own, as each thread of nova's needs.
             destroyer = threading.Thread(
-                target=vmutils.destroy_vm, args=('instance-1',))
+                target=lambda: self._utils('host1', 'vmutils').destroy_vm(
+                    'instance-1'))
             destroyers.append(destroyer)
             destroyer.start()
             # Before the fix the destroy ran to its end right here.
@@ -668,7 +682,7 @@ class SimulatedHyperVTestCase(testtools.TestCase):
         vmutils.set_vm_serial_port_connection(
             name, 1, r'\\.\pipe\%s_rw' % uuidutils.generate_uuid())
         with self.hosts.building('host1'):
-            ops = serialconsoleops.SerialConsoleOps()
+            ops = serialconsole.SerialConsoleOps()
         self.addCleanup(ops.stop_console_handler, name)
         return vmutils, ops
 
@@ -684,8 +698,9 @@ class SimulatedHyperVTestCase(testtools.TestCase):
         # event) and still gets the boot messages.
         ops.start_console_handler('instance-1')
 
-        boot1 = hyperv.guest_boot_messages('host1', 'instance-1', 1)
-        self.assertEqual(hyperv.GUEST_BOOT_LINES, len(boot1.splitlines()))
+        boot1 = hyperv_guest.guest_boot_messages('host1', 'instance-1', 1)
+        self.assertEqual(hyperv_guest.GUEST_BOOT_LINES,
+                         len(boot1.splitlines()))
         self.assertIn('instance-1, boot 1', boot1.splitlines()[2])
         # As os-win's, the log file lags by at most its write buffer, in
         # whole lines of the guest's.
@@ -700,7 +715,7 @@ class SimulatedHyperVTestCase(testtools.TestCase):
         # A reset (hard reboot) prints them again into the same log.
         ops.start_console_handler('instance-1')
         vmutils.set_vm_state('instance-1', os_win_const.HYPERV_VM_STATE_REBOOT)
-        boot2 = hyperv.guest_boot_messages('host1', 'instance-1', 2)
+        boot2 = hyperv_guest.guest_boot_messages('host1', 'instance-1', 2)
         self.assertEqual((boot1 + boot2).encode(), self._full_log(ops))
 
     def test_console_output_lost_while_no_handler_reads(self):
@@ -714,10 +729,10 @@ class SimulatedHyperVTestCase(testtools.TestCase):
         vmutils.set_vm_state('instance-1', RUNNING)
         vmutils.set_vm_state('instance-1', OFF)
         vmutils.set_vm_state('instance-1', RUNNING)
-        boot1 = hyperv.guest_boot_messages('host1', 'instance-1', 1)
+        boot1 = hyperv_guest.guest_boot_messages('host1', 'instance-1', 1)
         self.assertEqual(boot1.encode(), self._full_log(ops))
         ops.start_console_handler('instance-1')
-        boot3 = hyperv.guest_boot_messages('host1', 'instance-1', 3)
+        boot3 = hyperv_guest.guest_boot_messages('host1', 'instance-1', 3)
         self.assertEqual((boot1 + boot3).encode(), self._full_log(ops))
 
     def test_vm_that_never_ran_has_no_console_output(self):
@@ -745,7 +760,7 @@ class SimulatedHyperVTestCase(testtools.TestCase):
         vmutils.set_vm_state('instance-1', RUNNING)
         ops.start_console_handler('instance-1')
 
-        boot1 = hyperv.guest_boot_messages('host1', 'instance-1', 1)
+        boot1 = hyperv_guest.guest_boot_messages('host1', 'instance-1', 1)
         # nova reads the archive first.
         self.assertEqual(old + boot1.encode(), self._full_log(ops))
         with open(log_path + '.1', 'rb') as f:
@@ -787,6 +802,11 @@ class SimulatedHyperVTestCase(testtools.TestCase):
         self.assertEqual(frozenset(), changes[-1])
         vmutils.set_vm_state('instance-1', RUNNING)
         vmutils.soft_shutdown_vm('instance-1')
+        # The guest turns the VM off in a timer of its own, at once here.
+        for _ in range(100):
+            if self.host1.vms['instance-1'].power_state == OFF:
+                break
+            time.sleep(0.01)
         self.assertEqual(frozenset(), self.host1.switch_ports)
         # The connection setting survives a stop.
         self.assertEqual(port,
@@ -807,30 +827,31 @@ class SimulatedHyperVTestCase(testtools.TestCase):
         exts = {e['name']: e for e in
                 netutils.get_vswitch_extensions('external')}
         self.assertEqual(os_win_const.CIM_STATE_ENABLED,
-                         exts[hyperv.OVS_EXTENSION]['enabled_state'])
+                         exts[hyperv_const.OVS_EXTENSION]['enabled_state'])
         self.assertEqual({'name', 'version', 'vendor', 'description',
                           'enabled_state', 'extension_type'},
-                         set(exts[hyperv.OVS_EXTENSION]))
+                         set(exts[hyperv_const.OVS_EXTENSION]))
         fresh = {e['name']: e['enabled_state']
                  for e in netutils.get_vswitch_extensions('fresh')}
         self.assertEqual(os_win_const.CIM_STATE_DISABLED,
-                         fresh[hyperv.OVS_EXTENSION])
-        self.host1.set_vswitch_extension('fresh', hyperv.OVS_EXTENSION,
+                         fresh[hyperv_const.OVS_EXTENSION])
+        self.host1.set_vswitch_extension('fresh', hyperv_const.OVS_EXTENSION,
                                          enabled=True, running=False)
-        self.assertEqual([{'name': hyperv.OVS_EXTENSION, 'enabled': True,
+        self.assertEqual([{'name': hyperv_const.OVS_EXTENSION, 'enabled': True,
                            'running': False}],
                          [e for e in self.host1.vswitch_extensions('fresh')
-                          if e['name'] == hyperv.OVS_EXTENSION])
+                          if e['name'] == hyperv_const.OVS_EXTENSION])
         self.assertNotIn(os_win_const.CIM_STATE_ENABLED, [
             e['enabled_state'] for e in netutils.get_vswitch_extensions(
-                'fresh') if e['name'] == hyperv.OVS_EXTENSION])
+                'fresh') if e['name'] == hyperv_const.OVS_EXTENSION])
         self.assertRaises(os_win_exc.HyperVvSwitchNotFound,
                           netutils.get_vswitch_extensions, 'missing')
 
     def test_ovs_sees_no_ports_without_a_running_extension(self):
         vmutils, port = self._vm_with_connected_nic()
         vmutils.set_vm_state('instance-1', RUNNING)
-        self.host1.set_vswitch_extension('external', hyperv.OVS_EXTENSION,
+        self.host1.set_vswitch_extension('external',
+                                         hyperv_const.OVS_EXTENSION,
                                          enabled=False)
         self.assertEqual({port}, self.host1.switch_ports)
         self.assertEqual(frozenset(), self.host1.ovs_switch_ports())

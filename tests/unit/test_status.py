@@ -22,7 +22,8 @@ from oslo_upgradecheck import upgradecheck
 from compute_hyperv_ovs import conf  # noqa: F401 (registers the options)
 from compute_hyperv_ovs.os_vif_plugin import plugin
 from compute_hyperv_ovs import status
-from tests.fixtures import hyperv
+from tests.fixtures.hyperv import constants as hyperv_const
+from tests.fixtures.hyperv import fixture as hyperv_fixture
 from tests.fixtures import ovs
 
 VSWITCH = 'ovs-switch'
@@ -57,7 +58,7 @@ class StatusCheckTestCase(test.NoDBTestCase):
         self.instances_path = os.path.join(
             self.useFixture(fixtures.TempDir()).path, 'instances')
         self.flags(instances_path=self.instances_path)
-        self.hosts = self.useFixture(hyperv.HyperVHostsFixture())
+        self.hosts = self.useFixture(hyperv_fixture.HyperVHostsFixture())
         self.host = self.hosts.add_host('host1', vswitch_name=VSWITCH,
                                         instances_path=self.instances_path)
 
@@ -119,7 +120,7 @@ class StatusCheckTestCase(test.NoDBTestCase):
                           'Hyper-V has no vSwitch named missing')
 
     def test_ovs_extension_disabled_fails_with_the_command(self):
-        self.host.set_vswitch_extension(VSWITCH, hyperv.OVS_EXTENSION,
+        self.host.set_vswitch_extension(VSWITCH, hyperv_const.OVS_EXTENSION,
                                         enabled=False)
         code, results = self.run_check()
         self.assertEqual(FAILURE, code)
@@ -128,7 +129,7 @@ class StatusCheckTestCase(test.NoDBTestCase):
                           % VSWITCH)
 
     def test_ovs_extension_not_running_fails(self):
-        self.host.set_vswitch_extension(VSWITCH, hyperv.OVS_EXTENSION,
+        self.host.set_vswitch_extension(VSWITCH, hyperv_const.OVS_EXTENSION,
                                         running=False)
         code, results = self.run_check()
         self.assertResult(results, VSWITCH_CHECK, FAILURE,
@@ -142,7 +143,7 @@ class StatusCheckTestCase(test.NoDBTestCase):
         self.assertResult(results, VSWITCH_CHECK, FAILURE,
                           'also enabled on vSwitch(es) second;',
                           'Disable-VMSwitchExtension -VMSwitchName "second" '
-                          '-Name "%s"' % hyperv.OVS_EXTENSION)
+                          '-Name "%s"' % hyperv_const.OVS_EXTENSION)
         self.assertNotIn('third', results[VSWITCH_CHECK][1])
 
     def test_ovs_extension_installed_but_disabled_elsewhere_passes(self):

@@ -13,7 +13,8 @@ from oslo_utils import uuidutils
 from compute_hyperv_ovs import conf  # noqa: F401 (registers the options)
 from compute_hyperv_ovs.os_vif_plugin import plugin
 from compute_hyperv_ovs import vif
-from tests.fixtures import hyperv
+from tests.fixtures.hyperv import constants as hyperv_const
+from tests.fixtures.hyperv import fixture as hyperv_fixture
 from tests.fixtures import ovs
 
 VSWITCH = 'ovs-switch'
@@ -41,7 +42,7 @@ class VIFDriverTestCase(test.NoDBTestCase):
         self.flags(ovsdb_connection=self.ovs.connection, timeout=3,
                    group=plugin.CONFIG_GROUP)
         self.flags(vswitch_name=VSWITCH, group='hyperv')
-        self.hosts = self.useFixture(hyperv.HyperVHostsFixture())
+        self.hosts = self.useFixture(hyperv_fixture.HyperVHostsFixture())
         self.host = self.hosts.add_host('host1', vswitch_name=VSWITCH)
 
         vif_plugin = plugin.HyperVOvsPlugin.load(plugin.PLUGIN_NAME)
@@ -164,7 +165,7 @@ class VIFDriverTestCase(test.NoDBTestCase):
     def test_unplug_of_refused_vif_types_does_not_raise(self):
         # As for hybrid plugs below: plug refused these before touching the
         # vNIC or OVS, and raising here left the VM's disks behind (see
-        # test_boot BadInputTest.test_port_bound_as_bridge_is_refused).
+        # test_boot BadInputTest.test_port_bound_as_tap_is_refused).
         self.ovs.add_port('br-int', 'other-port')
         for vif_type in (network_model.VIF_TYPE_BRIDGE,
                          network_model.VIF_TYPE_VHOSTUSER):
@@ -253,7 +254,7 @@ class VIFDriverTestCase(test.NoDBTestCase):
             [make_vif(vif_type=network_model.VIF_TYPE_HYPERV)])
 
     def test_check_vswitch_refusals(self):
-        ext = hyperv.OVS_EXTENSION
+        ext = hyperv_const.OVS_EXTENSION
         cases = [
             ('disabled', 'Enable-VMSwitchExtension -VMSwitchName %s -Name '
                          '"%s"' % (VSWITCH, ext)),

@@ -10,16 +10,19 @@ from nova import exception as nova_exception
 from nova.network import model as network_model
 from nova import objects
 from nova import test
-from nova.virt.hyperv import constants
 from os_vif import objects as osv_objects
 from os_win import constants as os_win_const
 from os_win import utilsfactory
 from oslo_utils import uuidutils
 
 from compute_hyperv_ovs import exception
+from compute_hyperv_ovs.hyperv import constants
+from compute_hyperv_ovs.hyperv import imagecache
+from compute_hyperv_ovs.hyperv import serialconsole
 from compute_hyperv_ovs.os_vif_plugin import plugin
+from compute_hyperv_ovs import vif
 from compute_hyperv_ovs import vmops
-from tests.fixtures import hyperv
+from tests.fixtures.hyperv import fixture as hyperv_fixture
 from tests.fixtures import ovs
 
 # What the compute manager passes for an image-backed instance.
@@ -30,6 +33,9 @@ VOLUME_BACKED_BDI = {
     'root_device_name': '/dev/sda', 'ephemerals': [], 'swap': None,
     'block_device_mapping': [{'mount_device': '/dev/sda', 'boot_index': 0,
                               'connection_info': {}}]}
+
+
+GEN1, GEN2 = 'hyperv-gen1', 'hyperv-gen2'
 
 
 def image_meta(disk_format, machine_type=None, image_id=None):
@@ -45,9 +51,16 @@ class FakeVirtAPI(object):
     """nova's ComputeVirtAPI, for a spawn that fails before any wait."""
 
     @contextlib.contextmanager
-    def wait_for_instance_event(self, instance, event_names, deadline=300,
+    def wait_for_instance_event(self, instance, event_names, timeout=300,
                                 error_callback=None):
         yield
+
+
+def make_vmops(vif_plugin):
+    """The OVS driver's VMOps, built as HyperVOVSDriver builds it."""
+    return vmops.VMOps(FakeVirtAPI(), vif.HyperVOVSVIFDriver(vif_plugin),
+                       imagecache.ImageCache(),
+                       serialconsole.SerialConsoleOps())
 
 
 class VMOpsTestCase(test.NoDBTestCase):
@@ -56,12 +69,12 @@ class VMOpsTestCase(test.NoDBTestCase):
         super().setUp()
         self.instances_path = self.useFixture(fixtures.TempDir()).path
         self.flags(instances_path=self.instances_path)
-        self.hosts = self.useFixture(hyperv.HyperVHostsFixture())
+        self.hosts = self.useFixture(hyperv_fixture.HyperVHostsFixture())
         self.hosts.add_host('host1')
         # Nothing here reaches OVSDB: the connection opens on first plug.
         vif_plugin = plugin.HyperVOvsPlugin.load(plugin.PLUGIN_NAME)
         with self.hosts.building('host1'):
-            self.vmops = vmops.VMOps(FakeVirtAPI(), vif_plugin)
+            self.vmops = make_vmops(vif_plugin)
 
     def instance(self, image_id=None, root_gb=1, disk_format='vhdx'):
         flavor = objects.Flavor(
@@ -97,7 +110,7 @@ class CheckImageTestCase(VMOpsTestCase):
             self.assertIn('qemu-img convert', message)
 
     def test_generation2_vhd_refused(self):
-        meta = image_meta('vhd', constants.IMAGE_PROP_VM_GEN_2)
+        meta = image_meta('vhd', GEN2)
 
         exc = self.assertRaises(exception.Generation2NeedsVHDX,
                                 self.check, meta)
@@ -106,15 +119,15 @@ class CheckImageTestCase(VMOpsTestCase):
         self.assertIn(meta.id, exc.format_message())
 
     def test_generation1_vhd_accepted(self):
-        self.check(image_meta('vhd', constants.IMAGE_PROP_VM_GEN_1))
+        self.check(image_meta('vhd', GEN1))
         self.check(image_meta('vhd'))  # host default: generation 1
 
     def test_generation2_vhdx_accepted(self):
-        self.check(image_meta('vhdx', constants.IMAGE_PROP_VM_GEN_2))
+        self.check(image_meta('vhdx', GEN2))
 
     def test_boot_from_volume_is_not_checked(self):
         self.check(image_meta('qcow2'), VOLUME_BACKED_BDI)
-        self.check(image_meta('vhd', constants.IMAGE_PROP_VM_GEN_2),
+        self.check(image_meta('vhd', GEN2),
                    VOLUME_BACKED_BDI)
 
 
@@ -203,7 +216,7 @@ class DestroyAfterRefusedPlugTestCase(CachedImageMixin, VMOpsTestCase):
         vif_plugin = plugin.HyperVOvsPlugin.load(plugin.PLUGIN_NAME)
         self.addCleanup(vif_plugin.close)
         with self.hosts.building('host1'):
-            self.vmops = vmops.VMOps(FakeVirtAPI(), vif_plugin)
+            self.vmops = make_vmops(vif_plugin)
 
     def test_destroy_after_refused_hybrid_plug_removes_instance_files(self):
         # neutron bound the port with ovs_hybrid_plug (iptables firewall

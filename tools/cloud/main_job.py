@@ -12,14 +12,24 @@ libvirt (``virsh``) and the compute logs.
      tag, the network-vif-plugged event
   3a. nova-compute on hv1 restarted finds the same host (state in its dir)
   4. tunnels hv1 <-> kvm1 and a trace of a frame each way
+  4a. security groups on hv1 and kvm1: each server's group allows only TCP
+     22 and ICMP from the other server; ofproto/trace (following conntrack)
+     of a new TCP 22 packet reaching the VM's port and of a TCP 80 packet
+     dropped; a TCP 80 rule added through the API reaches the flows
+     within the agent's next loops (how long it took is printed)
   5. live migration (block, shared-nothing) of the hv1 server to hv2
   6. delete both: nothing left on any host, in placement or in neutron
 
+Step 0 prints each host's agent as neutron reports it (alive, binary, the
+object versions neutron-server recorded for it) and the version it runs;
+the summary says what worked across the Hyper-V hosts' agent/server skew
+(neutron 24.2.2 agent, neutron 29 server).
 Prints boot-to-ACTIVE on hv1 and kvm1 and the network-vif-plugged wait.
 Exit status 0 when every check passed.  Run by ``tools/cloud/main-job``
 with the cloud's virtualenv and OS_CLIENT_CONFIG_FILE set.
 """
 
+import configparser
 import datetime
 import json
 import os
@@ -41,6 +51,14 @@ TOOLS = os.path.dirname(os.path.abspath(__file__))
 # os-win's Msvm_ComputerSystem EnabledState values.
 POWER_STATES = {2: 'Running', 3: 'Off', 32768: 'Paused', 32769: 'Saved'}
 NET = 'job-net'
+# The agent release each host runs (tools/cloud/versions, passed by
+# tools/cloud/main-job): the Hyper-V hosts' 24.2.2, kvm1's 29.
+AGENT_VERSION = {'hv1': os.environ.get('HV_AGENT_VERSION', '24.2.2'),
+                 'hv2': os.environ.get('HV_AGENT_VERSION', '24.2.2'),
+                 'kvm1': os.environ.get('KVM_AGENT_VERSION', '29.0.0')}
+DB_SOCKET = os.path.join(STATE, 'mariadb', 'mysqld.sock')
+# What worked across the agent/server skew, for the summary.
+SKEW = {}
 
 
 class Checks(object):
@@ -148,11 +166,20 @@ def leaves_through(out, vni, ofport):
         re.search(r'output:%d\b' % ofport, tun[sets_vni.start():]))
 
 
-def trace(host, in_port, src_mac, dst_mac):
-    flow = ('in_port=%s,dl_src=%s,dl_dst=%s,dl_type=0x0800,nw_src=10.0.0.1,'
-            'nw_dst=10.0.0.2' % (in_port, src_mac, dst_mac))
+def trace(host, in_port, src, dst):
+    """An ICMP echo request from port src (on in_port) to port dst.
+
+    With the OVS firewall on, the packet must carry src's own addresses
+    (anything else is dropped as spoofed) and pass through conntrack as a
+    new connection (``--ct-next trk,new``); src's group allows it out.
+    """
+    flow = ('in_port=%s,dl_src=%s,dl_dst=%s,icmp,nw_src=%s,nw_dst=%s,'
+            'icmp_type=8,icmp_code=0' % (
+                in_port, src['mac_address'], dst['mac_address'],
+                src['fixed_ips'][0]['ip_address'],
+                dst['fixed_ips'][0]['ip_address']))
     cmd = ['ovs-appctl', '-t', '%s/ovs/ovs-vswitchd.ctl' % host_dir(host),
-           'ofproto/trace', 'br-int', flow]
+           'ofproto/trace', 'br-int', flow, '--ct-next', 'trk,new']
     print('  $ %s' % ' '.join(cmd[:2] + ['%s/ovs/ovs-vswitchd.ctl'
                                          % host_dir(host)] + cmd[3:]))
     return run(cmd, quiet=True)
@@ -210,6 +237,90 @@ def wait_for(what, func, timeout=180, interval=0.25):
         time.sleep(interval)
 
 
+def agent_polling_interval(host):
+    cp = configparser.ConfigParser(interpolation=None)
+    cp.read(os.path.join(host_dir(host), 'ovs_agent.ini'))
+    return cp.getfloat('agent', 'polling_interval', fallback=2.0)
+
+
+def agent_release(host):
+    """The release the host's agent logs at start ("... version X")."""
+    found = None
+    with open(os.path.join(host_dir(host), 'agent.log')) as f:
+        for line in f:
+            m = re.search(r'neutron-openvswitch-agent version (\S+)', line)
+            if m:
+                found = m.group(1)
+    return found
+
+
+def recorded_resource_versions():
+    """The object versions neutron-server recorded per agent host.
+
+    An agent's state report carries the versions of the objects it
+    consumes; neutron-server keeps them (agents.resource_versions) to
+    downgrade what it pushes to that agent.  The API does not show them,
+    so they are read from neutron's database, read-only.
+    """
+    out = run(['mariadb', '--no-defaults', '--socket=' + DB_SOCKET, '-uroot',
+               '-N', '-B', '-e', "SELECT host, resource_versions FROM "
+               "neutron.agents WHERE `binary` = 'neutron-openvswitch-agent'"],
+              quiet=True)
+    found = {}
+    for line in out.splitlines():
+        host, _, versions = line.partition('\t')
+        found[host] = json.loads(versions) if versions not in ('', 'NULL') \
+            else {}
+    return found
+
+
+def br_int_ofport(host, iface):
+    return int(vsctl(host, 'get', 'Interface', iface, 'ofport').strip())
+
+
+def sg_trace(host, iface, src_port, dst_port, proto, tp_dst=None):
+    """ofproto/trace of a new packet from src_port's server to dst_port's.
+
+    It enters br-int from br-tun (patch-tun) with the network's local VLAN
+    tag, as a packet from the other host does, and the trace follows
+    conntrack with the state new (``--ct-next trk,new``).
+
+    :returns: (reaches the VM's port, the trace's output)
+    """
+    tag = vsctl(host, 'get', 'Port', iface, 'tag').strip()
+    flow = ('in_port=%d,dl_vlan=%s,dl_src=%s,dl_dst=%s,%s,nw_src=%s,'
+            'nw_dst=%s' % (br_int_ofport(host, 'patch-tun'), tag,
+                           src_port['mac_address'],
+                           dst_port['mac_address'], proto,
+                           src_port['fixed_ips'][0]['ip_address'],
+                           dst_port['fixed_ips'][0]['ip_address']))
+    if proto == 'tcp':
+        flow += ',tp_src=40000,tp_dst=%d,tcp_flags=syn' % tp_dst
+    elif proto == 'icmp':
+        flow += ',icmp_type=8,icmp_code=0'
+    cmd = ['ovs-appctl', '-t', '%s/ovs/ovs-vswitchd.ctl' % host_dir(host),
+           'ofproto/trace', 'br-int', flow, '--ct-next', 'trk,new']
+    out = run(cmd, quiet=True)
+    # The verdict is in the last conntrack pass: an output to the VM's
+    # ofport there, and datapath actions that are not a drop.
+    last = out.rsplit('resume conntrack', 1)[-1]
+    actions = re.findall(r'^Datapath actions: (.*)$', out, re.M)
+    reaches = bool(re.search(r'\boutput:%d\b' % br_int_ofport(host, iface),
+                             last)) and bool(actions) and \
+        actions[-1].strip() != 'drop'
+    return reaches, out
+
+
+def show_sg_trace(out):
+    """The firewall's tables in the last conntrack pass, and the verdict."""
+    last = out.rsplit('resume conntrack', 1)[-1]
+    for line in last.splitlines():
+        line = line.strip()
+        if re.match(r'^\d+\. ', line) or line.startswith(
+                ('ct(', 'output:', 'Datapath actions')):
+            print('    | %s' % line)
+
+
 def boot(conn, name, image, az_host):
     server = osc('server', 'create', '--flavor', FLAVOR, '--image', image,
                  '--network', NET, '--availability-zone', az_host, name)
@@ -225,10 +336,104 @@ def boot(conn, name, image, az_host):
     return s, time.monotonic() - t0
 
 
+def _wait_trace(host, iface, src, dst, proto, tp_dst, want, timeout):
+    """Trace until the verdict is want (reaches or not); seconds taken."""
+    t0 = time.monotonic()
+    while True:
+        reaches, out = sg_trace(host, iface, src, dst, proto, tp_dst)
+        if reaches == want or time.monotonic() - t0 > timeout:
+            return reaches == want, time.monotonic() - t0, out
+
+
+def security_groups(conn, hosts):
+    """Step 4a on each host: host -> (its VM's Interface, its port, peer)."""
+    ports = {}
+    for host, (iface, port, peer) in sorted(hosts.items()):
+        peer_ip = peer['fixed_ips'][0]['ip_address']
+        sg = osc('security', 'group', 'create', '--description',
+                 'main job: TCP 22 and ICMP from %s only' % peer_ip,
+                 'job-sg-%s' % host)
+        for proto, extra in (('tcp', ['--dst-port', '22']), ('icmp', [])):
+            osc('security', 'group', 'rule', 'create', '--ingress',
+                '--protocol', proto, '--remote-ip', peer_ip + '/32',
+                *extra, sg['id'])
+        osc('port', 'set', '--no-security-group', '--security-group',
+            sg['id'], port['id'], fmt=False)
+        ports[host] = sg
+    for host, (iface, port, peer) in sorted(hosts.items()):
+        interval = agent_polling_interval(host)
+        print('  %s (agent neutron %s, polling_interval %s s): server port '
+              '%s (%s), group job-sg-%s' % (
+                  host, AGENT_VERSION[host], interval, port['id'],
+                  port['fixed_ips'][0]['ip_address'], host))
+        # The group replaced the default one, whose rule lets in anything
+        # from the same group: wait until the agent applied the change.
+        ok, took, out = _wait_trace(host, iface['name'], peer, port, 'tcp',
+                                    80, False, 30)
+        print('  $ ovs-appctl ofproto/trace br-int <TCP 80 from %s> '
+              '--ct-next trk,new' % peer['fixed_ips'][0]['ip_address'])
+        show_sg_trace(out)
+        check(ok, '%s: a new TCP 80 packet from the other server is dropped'
+              % host)
+        reaches, out = sg_trace(host, iface['name'], peer, port, 'tcp', 22)
+        print('  $ ovs-appctl ofproto/trace br-int <TCP 22 from %s> '
+              '--ct-next trk,new' % peer['fixed_ips'][0]['ip_address'])
+        show_sg_trace(out)
+        check(reaches, "%s: a new TCP 22 packet from the other server "
+              "reaches the VM's port" % host)
+        reaches, out = sg_trace(host, iface['name'], peer, port, 'icmp')
+        check(reaches, '%s: an ICMP echo request from the other server '
+              "reaches the VM's port" % host)
+        osc('security', 'group', 'rule', 'create', '--ingress', '--protocol',
+            'tcp', '--dst-port', '80', '--remote-ip',
+            peer['fixed_ips'][0]['ip_address'] + '/32', ports[host]['id'])
+        # From the moment the API has the rule.
+        t0 = time.monotonic()
+        # The server tells the agent at once (RPC); the agent rewrites the
+        # port's flows in its next rpc_loop iterations.
+        limit = 3 * interval + 5
+        ok, took, out = _wait_trace(host, iface['name'], peer, port, 'tcp',
+                                    80, True, 60)
+        took = time.monotonic() - t0
+        print('  $ ovs-appctl ofproto/trace br-int <TCP 80 from %s> '
+              '--ct-next trk,new' % peer['fixed_ips'][0]['ip_address'])
+        show_sg_trace(out)
+        print('  %s: the TCP 80 rule reached the flows %.1f s after the API '
+              'answered (polling_interval %s s)' % (host, took, interval))
+        check(ok and took <= limit, "%s: after the TCP 80 rule, a new TCP 80 "
+              "packet reaches the VM's port within %.0f s (took %.1f s)"
+              % (host, limit, took))
+        if host == 'hv1':
+            SKEW['security group RPC'] = ok
+
+
 def main():
     conn = openstack.connect(cloud=CLOUD)
     started = time.monotonic()
     times = {}
+
+    step("0. each host's neutron-openvswitch-agent, as neutron reports it")
+    recorded = recorded_resource_versions()
+    for a in conn.network.agents(binary='neutron-openvswitch-agent'):
+        if a.host not in AGENT_VERSION:
+            continue
+        rv = recorded.get(a.host, {})
+        release = agent_release(a.host)
+        print('  %-5s %s alive=%s, started %s, last report %s; runs neutron '
+              '%s; neutron-server records it as a consumer of Port %s, '
+              'Network %s, Subnet %s, SecurityGroup %s, SecurityGroupRule %s'
+              % (a.host, a.binary, a.is_alive, a.started_at,
+                 a.last_heartbeat_at, release, rv.get('Port'),
+                 rv.get('Network'), rv.get('Subnet'),
+                 rv.get('SecurityGroup'), rv.get('SecurityGroupRule')))
+        check(a.is_alive, 'the agent on %s reports to neutron-server and is '
+              'alive' % a.host)
+        check(release == AGENT_VERSION[a.host], '%s runs neutron %s (%s)'
+              % (a.host, AGENT_VERSION[a.host], release))
+        check(bool(rv), 'neutron-server recorded the object versions the '
+              'agent on %s consumes' % a.host)
+        if a.host == 'hv1':
+            SKEW['agent state reports'] = bool(a.is_alive and rv)
 
     step('1. a VXLAN network and subnet; a server on hv1 and one on kvm1')
     net = osc('network', 'create', '--provider-network-type', 'vxlan', NET)
@@ -261,6 +466,10 @@ def main():
               % info['name'])
         check(port['binding_host_id'] == host,
               'port of %s is bound to %s' % (info['name'], host))
+        if host == 'hv1':
+            SKEW['port binding'] = (port['status'] == 'ACTIVE' and
+                                    port['binding_host_id'] == host and
+                                    port['binding_vif_type'] == 'ovs')
     hv_port, kvm_port = ports['hv1'], ports['kvm1']
 
     step('3. hv1: the VM, its OVS port, the local VLAN tag, the event')
@@ -306,6 +515,7 @@ def main():
         print('  nova-api: %s' % line[:60] + ' ... ' +
               line[line.find('Creating event'):])
     check(events, 'nova-api recorded network-vif-plugged for the port')
+    SKEW['network-vif-plugged'] = bool(events)
     waits = {}
     for host, s, port in (('hv1', hv, hv_port), ('kvm1', kvm, kvm_port)):
         start, end = log_times(os.path.join(host_dir(host),
@@ -353,8 +563,7 @@ def main():
     for here, there, src_if, src, dst in (
             ('hv1', 'kvm1', iface, hv_port, kvm_port),
             ('kvm1', 'hv1', kvm_iface, kvm_port, hv_port)):
-        out = trace(here, src_if['ofport'], src['mac_address'],
-                    dst['mac_address'])
+        out = trace(here, src_if['ofport'], src, dst)
         port = tunnel_ofport(here, there)
         ok = leaves_through(out, vni, port)
         show_trace(out)
@@ -366,6 +575,10 @@ def main():
           'routing failed" and sends nothing; the simulated hosts\' dummy '
           'datapath sends nothing either.  The checks read the OpenFlow '
           'pipeline: VNI set, tunnel port chosen.)')
+
+    step('4a. security groups: only TCP 22 and ICMP from the other server')
+    security_groups(conn, {'hv1': (iface, hv_port, kvm_port),
+                           'kvm1': (kvm_iface, kvm_port, hv_port)})
 
     step('5. live migration of %s from hv1 to hv2 (block migration)'
          % servers['hv1']['name'])
@@ -398,8 +611,7 @@ def main():
         'hv1', 'Interface', 'external_ids:iface-id=%s' % hv_port['id'])
         or None, timeout=60)
     check(gone, 'the port is gone from hv1')
-    out = trace('kvm1', kvm_iface['ofport'], kvm_port['mac_address'],
-                hv_port['mac_address'])
+    out = trace('kvm1', kvm_iface['ofport'], kvm_port, hv_port)
     port = tunnel_ofport('kvm1', 'hv2')
     show_trace(out)
     check(leaves_through(out, vni, port), "kvm1's tunnel to hv2 (ofport %s) "
@@ -435,6 +647,8 @@ def main():
         path = os.path.join(host_dir(host), 'instances', entry)
         check(not os.path.exists(path), 'no instance files %s' % path)
     osc('network', 'delete', NET, fmt=False)
+    for host in ('hv1', 'kvm1'):
+        osc('security', 'group', 'delete', 'job-sg-%s' % host, fmt=False)
 
     step('boot to ACTIVE, same flavor (%s) and network' % FLAVOR)
     for host in ('hv1', 'kvm1'):
@@ -442,6 +656,12 @@ def main():
         print('  %-5s %5.1f s, of which waiting for network-vif-plugged %s'
               % (host, times[host],
                  '%.1f s' % wait if wait is not None else 'not logged'))
+    print('\n== across the agent/server skew (hv1: neutron-openvswitch-agent '
+          '%s, neutron-server 29)' % AGENT_VERSION['hv1'])
+    for what in ('agent state reports', 'port binding',
+                 'network-vif-plugged', 'security group RPC'):
+        print('  %-22s %s' % (what, {True: 'works', False: 'FAILED',
+                                     None: 'not reached'}[SKEW.get(what)]))
     print('\n== main job: %d checks passed, %d failed, %.0f s' % (
         check.passed, len(check.failed), time.monotonic() - started))
     for what in check.failed:

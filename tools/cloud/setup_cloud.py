@@ -51,6 +51,12 @@ def identity(conn):
     demo = idc.create_project(name='demo', domain_id='default')
     admin_role = idc.find_role('admin')
     member_role = idc.find_role('member')
+    # keystone's bootstrap makes the 'service' role.  nova 34 sends a
+    # service token beside the user's on its calls to neutron, and
+    # keystonemiddleware (service_token_roles_required, now True by
+    # default) rejects the request with 401 unless that token has a role
+    # in service_token_roles (['service']).
+    service_role = idc.find_role('service')
     admin_user = idc.find_user('admin')
     idc.assign_project_role_to_user(demo, admin_user, admin_role)
     demo_user = idc.create_user(name='demo', password=DEMO_PASSWORD,
@@ -61,6 +67,7 @@ def identity(conn):
         user = idc.create_user(name=name, password=SERVICE_PASSWORD,
                                domain_id='default')
         idc.assign_project_role_to_user(service_project, user, admin_role)
+        idc.assign_project_role_to_user(service_project, user, service_role)
         service = idc.create_service(name=name, type=stype)
         for interface in ('public', 'internal', 'admin'):
             idc.create_endpoint(service_id=service.id, interface=interface,

@@ -162,6 +162,27 @@ class PluginTestCase(testtools.TestCase):
         self.assertIn(self.ovs.connection, str(exc))
         self.assertLess(time.monotonic() - start, 3 + 2)
 
+    def test_port_status_reads_the_interface_by_name(self):
+        vif, other = make_vif(), make_vif()
+        self.plugin.plug(vif, make_instance_info())
+        self.plugin.plug(other, make_instance_info())
+
+        status = self.plugin.port_status(vif)
+
+        self.assertTrue(status.is_up)
+        self.assertEqual(self.ovs.get_interface(vif.id)['ofport'],
+                         status.ofport)
+        self.assertIsNone(status.error)
+
+    def test_port_status_of_a_missing_interface_is_not_up(self):
+        self.plugin.plug(make_vif(), make_instance_info())
+
+        status = self.plugin.port_status(make_vif())
+
+        self.assertFalse(status.is_up)
+        self.assertIsNone(status.ofport)
+        self.assertEqual('interface missing after commit', status.error)
+
     def test_describe_offers_vif_openvswitch(self):
         info = self.plugin.describe()
 

@@ -1,0 +1,341 @@
+"""HyperVDriver: nova 34's ComputeDriver for Hyper-V, as a thin facade.
+
+Each method hands the call to the one object that owns the concern:
+
+- :mod:`.vmops`: the VM itself (create, power, reboot, destroy, rescue,
+  NICs);
+- :mod:`.imagecache`: images on the host;
+- :mod:`.snapshotops`, :mod:`.migrationops` (cold migration and resize),
+  :mod:`.livemigrationops`;
+- :mod:`.hostops`: the host's resources, address, uptime, power;
+- :mod:`.eventhandler`: Hyper-V's power state events, turned into nova's
+  lifecycle events;
+- :mod:`.serialconsole`: the VMs' console logs;
+- :mod:`.diagnostics`: instance diagnostics.
+
+The driver follows nova 28's in-tree Hyper-V driver
+(``nova/virt/hyperv/driver.py``, removed in nova 29) in what it does, and
+nova 34's ComputeDriver interface in how it is called.  It knows nothing
+of how a NIC reaches a network: the VIF driver is built by
+:meth:`_build_vif_driver`, which a driver for a given network back end
+provides (``compute_hyperv_ovs.driver.HyperVOVSDriver`` for Open vSwitch).
+Volumes are not supported yet: a build or attach that needs one is refused
+with a clear error (:mod:`.block_device`).
+
+os-win errors reach nova as they are raised; the ops objects turn the
+ones an operator can act on into nova exceptions that say what to do.
+"""
+
+from nova import exception
+from nova.virt import driver
+from nova.virt import node
+from os_win import utilsfactory
+from oslo_log import log as logging
+
+from compute_hyperv_ovs.hyperv import diagnostics
+from compute_hyperv_ovs.hyperv import eventhandler
+from compute_hyperv_ovs.hyperv import hostops
+from compute_hyperv_ovs.hyperv import imagecache
+from compute_hyperv_ovs.hyperv import livemigrationops
+from compute_hyperv_ovs.hyperv import migrationops
+from compute_hyperv_ovs.hyperv import osutils
+from compute_hyperv_ovs.hyperv import serialconsole
+from compute_hyperv_ovs.hyperv import snapshotops
+from compute_hyperv_ovs.hyperv import vmops
+
+LOG = logging.getLogger(__name__)
+
+# Windows Server 2012 R2 (6.3): os-win's minimum, and the oldest release
+# nova 28 still ran on (driver._check_minimum_windows_version).
+MIN_WINDOWS_VERSION = (6, 3)
+
+
+class HyperVDriver(driver.ComputeDriver):
+    """A Hyper-V host as a nova compute node."""
+
+    capabilities = dict(
+        driver.ComputeDriver.capabilities,
+        has_imagecache=True,
+        supports_attach_interface=True,
+        supports_device_tagging=True,
+        supports_image_type_vhd=True,
+        supports_image_type_vhdx=True,
+    )
+
+    def __init__(self, virtapi):
+        super().__init__(virtapi)
+        osutils.use_thread_local_connections()
+        self._check_minimum_windows_version()
+        self._hostops = hostops.HostOps()
+        self._imagecache = imagecache.ImageCache()
+        self._serialconsoleops = serialconsole.SerialConsoleOps()
+        self._vmops = self._build_vmops(virtapi)
+        self._snapshotops = snapshotops.SnapshotOps()
+        self._diagnosticsops = diagnostics.DiagnosticsOps()
+        self._migrationops = self._build_migrationops()
+        self._livemigrationops = self._build_livemigrationops()
+        self._event_handler = eventhandler.InstanceEventHandler(
+            state_change_callback=self.emit_event,
+            vm_started_callback=self._serialconsoleops.start_console_handler,
+            vm_stopped_callback=self._serialconsoleops.stop_console_handler)
+
+    # ---- construction: what a network back end may replace ----
+
+    def _build_vif_driver(self):
+        """The object that connects and disconnects a VM's NICs.
+
+        :returns: an object with ``plug(instance, vif)`` and
+            ``unplug(instance, vif)``.
+        """
+        raise NotImplementedError(
+            'HyperVDriver needs a VIF driver: use a driver built on it for '
+            'a network back end, e.g. compute_hyperv_ovs.driver.'
+            'HyperVOVSDriver')
+
+    def _build_vmops(self, virtapi):
+        return vmops.VMOps(virtapi, self._build_vif_driver(),
+                           self._imagecache, self._serialconsoleops)
+
+    def _build_migrationops(self):
+        return migrationops.MigrationOps(self._vmops, self._imagecache)
+
+    def _build_livemigrationops(self, destination_checks=()):
+        return livemigrationops.LiveMigrationOps(
+            self._vmops, self._imagecache, self._serialconsoleops,
+            destination_checks)
+
+    @staticmethod
+    def _check_minimum_windows_version():
+        hostutils = utilsfactory.get_hostutils()
+        if not hostutils.check_min_windows_version(*MIN_WINDOWS_VERSION):
+            raise exception.HypervisorTooOld(
+                version='.'.join(map(str, MIN_WINDOWS_VERSION)))
+
+    # ---- service life ----
+
+    def init_host(self, host):
+        self._serialconsoleops.start_console_handlers()
+        self._event_handler.start()
+
+    def cleanup_host(self, host):
+        self._event_handler.stop()
+        self._serialconsoleops.stop_console_handlers()
+
+    # ---- inventory ----
+
+    def list_instance_uuids(self):
+        return self._vmops.list_instance_uuids()
+
+    def list_instances(self):
+        return self._vmops.list_instances()
+
+    def instance_exists(self, instance):
+        return self._vmops.instance_exists(instance)
+
+    def get_info(self, instance, use_cache=True):
+        return self._vmops.get_info(instance)
+
+    def get_available_nodes(self, refresh=False):
+        return [self._hostops.get_hostname()]
+
+    def get_nodenames_by_uuid(self, refresh=False):
+        return {node.get_local_node_uuid(): self._hostops.get_hostname()}
+
+    def get_available_resource(self, nodename):
+        return self._hostops.get_available_resource()
+
+    def update_provider_tree(self, provider_tree, nodename, allocations=None):
+        inventory = provider_tree.data(nodename).inventory
+        self._hostops.update_provider_tree(
+            provider_tree, nodename, self._get_allocation_ratios(inventory),
+            allocations)
+
+    def get_host_ip_addr(self):
+        return self._hostops.get_host_ip_addr()
+
+    def get_host_uptime(self):
+        return self._hostops.get_host_uptime()
+
+    def host_power_action(self, action):
+        return self._hostops.host_power_action(action)
+
+    # ---- the VM ----
+
+    def spawn(self, context, instance, image_meta, injected_files,
+              admin_password, allocations, network_info=None,
+              block_device_info=None, power_on=True, accel_info=None):
+        self._vmops.spawn(context, instance, image_meta, injected_files,
+                          admin_password, network_info, block_device_info,
+                          power_on=power_on)
+
+    def destroy(self, context, instance, network_info, block_device_info=None,
+                destroy_disks=True, destroy_secrets=True):
+        self._vmops.destroy(instance, network_info, block_device_info,
+                            destroy_disks)
+
+    def cleanup(self, context, instance, network_info, block_device_info=None,
+                destroy_disks=True, migrate_data=None, destroy_vifs=True,
+                destroy_secrets=True):
+        """Take away what is left of a VM that is already gone.
+
+        nova calls this e.g. on a failed migration's source; only the VIFs
+        are left there.
+        """
+        if destroy_vifs:
+            self._vmops.unplug_vifs(instance, network_info)
+
+    def reboot(self, context, instance, network_info, reboot_type,
+               block_device_info=None, bad_volumes_callback=None,
+               accel_info=None, share_info=None):
+        self._vmops.reboot(instance, network_info, reboot_type)
+
+    def pause(self, instance):
+        self._vmops.pause(instance)
+
+    def unpause(self, instance):
+        self._vmops.unpause(instance)
+
+    def suspend(self, context, instance):
+        self._vmops.suspend(instance)
+
+    def resume(self, context, instance, network_info, block_device_info=None,
+               share_info=None):
+        self._vmops.resume(instance, network_info)
+
+    def power_off(self, instance, timeout=0, retry_interval=0):
+        self._vmops.power_off(instance, timeout, retry_interval)
+
+    def power_on(self, context, instance, network_info,
+                 block_device_info=None, accel_info=None, share_info=None):
+        self._vmops.power_on(instance, block_device_info, network_info)
+
+    def resume_state_on_host_boot(self, context, instance, network_info,
+                                  share_info, block_device_info=None):
+        self._vmops.resume_state_on_host_boot(instance, network_info,
+                                              block_device_info)
+
+    def rescue(self, context, instance, network_info, image_meta,
+               rescue_password, block_device_info, share_info):
+        self._vmops.rescue_instance(context, instance, network_info,
+                                    image_meta, rescue_password)
+
+    def unrescue(self, context, instance):
+        self._vmops.unrescue_instance(instance)
+
+    def plug_vifs(self, instance, network_info):
+        self._vmops.plug_vifs(instance, network_info)
+
+    def unplug_vifs(self, instance, network_info):
+        self._vmops.unplug_vifs(instance, network_info)
+
+    def attach_interface(self, context, instance, image_meta, vif):
+        self._vmops.attach_interface(instance, vif)
+
+    def detach_interface(self, context, instance, vif):
+        self._vmops.detach_interface(instance, vif)
+
+    def get_diagnostics(self, instance):
+        return self._diagnosticsops.get_diagnostics(instance)
+
+    def get_instance_diagnostics(self, instance):
+        return self._diagnosticsops.get_instance_diagnostics(instance)
+
+    def get_console_output(self, context, instance):
+        return self._serialconsoleops.get_console_output(instance.name)
+
+    def get_serial_console(self, context, instance):
+        return self._serialconsoleops.get_serial_console(instance.name)
+
+    # ---- images and snapshots ----
+
+    def snapshot(self, context, instance, image_id, update_task_state):
+        self._snapshotops.snapshot(context, instance, image_id,
+                                   update_task_state)
+
+    def manage_image_cache(self, context, all_instances):
+        self._imagecache.update(context, all_instances)
+
+    # ---- cold migration and resize ----
+
+    def migrate_disk_and_power_off(self, context, instance, dest, flavor,
+                                   network_info, block_device_info=None,
+                                   timeout=0, retry_interval=0):
+        return self._migrationops.migrate_disk_and_power_off(
+            context, instance, dest, flavor, network_info,
+            block_device_info, timeout, retry_interval)
+
+    def finish_migration(self, context, migration, instance, disk_info,
+                         network_info, image_meta, resize_instance,
+                         allocations, block_device_info=None, power_on=True,
+                         share_info=None):
+        self._migrationops.finish_migration(
+            context, migration, instance, disk_info, network_info,
+            image_meta, resize_instance, block_device_info, power_on)
+
+    def confirm_migration(self, context, migration, instance, network_info):
+        self._migrationops.confirm_migration(context, migration, instance,
+                                             network_info)
+
+    def finish_revert_migration(self, context, instance, network_info,
+                                migration, block_device_info=None,
+                                power_on=True, share_info=None):
+        self._migrationops.finish_revert_migration(
+            context, instance, network_info, block_device_info, power_on)
+
+    # ---- live migration ----
+
+    def check_can_live_migrate_destination(self, context, instance,
+                                           src_compute_info, dst_compute_info,
+                                           block_migration=False,
+                                           disk_over_commit=False):
+        return self._livemigrationops.check_can_live_migrate_destination(
+            context, instance, src_compute_info, dst_compute_info,
+            block_migration, disk_over_commit)
+
+    def cleanup_live_migration_destination_check(self, context,
+                                                 dest_check_data):
+        self._livemigrationops.cleanup_live_migration_destination_check(
+            context, dest_check_data)
+
+    def check_can_live_migrate_source(self, context, instance,
+                                      dest_check_data, block_device_info=None):
+        return self._livemigrationops.check_can_live_migrate_source(
+            context, instance, dest_check_data)
+
+    def pre_live_migration(self, context, instance, block_device_info,
+                           network_info, disk_info, migrate_data):
+        return self._livemigrationops.pre_live_migration(
+            context, instance, block_device_info, network_info,
+            migrate_data)
+
+    def live_migration(self, context, instance, dest, post_method,
+                       recover_method, block_migration=False,
+                       migrate_data=None):
+        self._livemigrationops.live_migration(
+            context, instance, dest, post_method, recover_method,
+            block_migration, migrate_data)
+
+    def rollback_live_migration_at_destination(self, context, instance,
+                                               network_info,
+                                               block_device_info,
+                                               destroy_disks=True,
+                                               migrate_data=None):
+        self.destroy(context, instance, network_info, block_device_info,
+                     destroy_disks=destroy_disks)
+
+    def post_live_migration(self, context, instance, block_device_info,
+                            migrate_data=None):
+        self._livemigrationops.post_live_migration(
+            context, instance, block_device_info, migrate_data)
+
+    def post_live_migration_at_destination(self, context, instance,
+                                           network_info,
+                                           block_migration=False,
+                                           block_device_info=None):
+        self._livemigrationops.post_live_migration_at_destination(
+            context, instance, network_info, block_migration)
+
+    def get_instance_disk_info(self, instance, block_device_info=None):
+        # Hyper-V moves the disks itself (shared-nothing live migration);
+        # nova needs no list of them.
+        return None
