@@ -7,7 +7,6 @@ here (they plug in through ``destination_checks``, tested as a seam).
 """
 
 import os
-import shutil
 
 import fixtures
 from nova import context as nova_context
@@ -95,13 +94,10 @@ class LiveMigrationOpsTestBase(test.TestCase):
         self.image_id = uuidutils.generate_uuid()
         disk_images = self.useFixture(images.DiskImagesFixture(glance=None))
         self.glance_file = disk_images.make_file('vhdx', size_gb=0.0625)
-        self.fetched = []
-        self.useFixture(fixtures.MonkeyPatch('nova.virt.images.fetch',
-                                             self.fake_fetch))
-        self.vif = network_model.VIF(
-            id=uuidutils.generate_uuid(), address=MAC, type='ovs',
-            network=network_model.Network(id=uuidutils.generate_uuid(),
-                                          bridge='br-int', subnets=[]))
+        self.downloads = self.useFixture(images.ImageDownloadsFixture(
+            {self.image_id: self.glance_file}))
+        self.fetched = self.downloads.fetched
+        self.vif = recording_vif.ovs_vif()
         self.network_info = network_model.NetworkInfo([self.vif])
         self.instance = objects.Instance(
             id=1, uuid=uuidutils.generate_uuid(), project_id='p',
@@ -112,11 +108,6 @@ class LiveMigrationOpsTestBase(test.TestCase):
         self.instance.info_cache = objects.InstanceInfoCache(
             network_info=self.network_info)
         self.name = self.instance.name
-
-    def fake_fetch(self, context, image_id, path, trusted_certs=None):
-        # glance, not Hyper-V: the download writes the image's bytes.
-        self.fetched.append(image_id)
-        shutil.copyfile(self.glance_file, path)
 
     def running_vm_on_source(self, limit_cpu_features=False):
         """The VM as a boot on host1 leaves it, its console logged."""
