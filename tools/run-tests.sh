@@ -2,7 +2,8 @@
 # The whole test suite, from a fresh machine: system packages, tox, then the
 # unit and functional tests in nova 34's native threading mode (py311) and
 # the style check (pep8); the same boot, live migration and delete in
-# eventlet mode; and a short round of each benchmark.
+# eventlet mode; a short round of each benchmark; and the documentation
+# build, with Sphinx's warnings as errors.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup-host.sh
@@ -23,3 +24,9 @@ for bench in bench_plug bench_boot bench_reconcile; do
     python3.11 -m tox exec -e py311 --skip-pkg-install -- \
         python "tools/$bench.py" --short
 done
+# The operator's guide and the configuration reference (the sample
+# configuration is generated into it); it fails on any Sphinx warning
+# (sphinx-build -W in tox.ini).  tox -e releasenotes is not here yet: reno
+# 4.1.0 stops on merge a15e9961, which brought the same note
+# (nova-34-own-hyperv-driver-6a1f3c9e2b7d4058.yaml) from both parents.
+python3.11 -m tox -e docs

@@ -86,9 +86,9 @@ class HyperVOVSTestBase(integrated_helpers._IntegratedTestBase):
         """Start nova-compute on a new simulated Hyper-V host.
 
         Each host has its own instances path, ``<CONF.instances_path>/
-        <hostname>`` (shared-nothing, as with ``instances_shared_storage =
-        False``), its own vSwitch named ``VSWITCH`` and its own Open
-        vSwitch.
+        <hostname>`` (shared-nothing: each Windows host has a local disk
+        under the same ``instances_path``; no nova option says so), its
+        own vSwitch named ``VSWITCH`` and its own Open vSwitch.
 
         :param hyperv_datapath: the host's OVS behaves like OVS for
             Windows (a port has a valid ofport only while its VM runs,

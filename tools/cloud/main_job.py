@@ -38,6 +38,8 @@ import subprocess
 import sys
 import time
 
+import importlib.util
+
 import openstack
 
 CLOUD = 'hyperv-ovs-admin'
@@ -77,6 +79,38 @@ class Checks(object):
 
 
 check = Checks()
+
+
+def _guide_commands():
+    """tools/guide_commands.py (stdlib only), loaded by its path."""
+    path = os.path.join(os.path.dirname(TOOLS), 'guide_commands.py')
+    spec = importlib.util.spec_from_file_location('guide_commands', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_guide_commands():
+    """The operator's guide's cloud commands, as the guide writes them.
+
+    Each ``openstack`` and ``nova-manage`` line of the guide's
+    ``linux-runnable`` console blocks (tests/unit/test_guide_commands.py
+    checks that this step exists) runs against this cloud, as the admin
+    and with the controller's nova.conf, and must exit 0.
+    """
+    guide_commands = _guide_commands()
+    for command in guide_commands.cloud_commands():
+        try:
+            if command.program == 'openstack':
+                osc(*command.argv[1:], fmt=False)
+            else:
+                run([os.path.join(BIN, command.program), '--config-file',
+                     os.path.join(STATE, 'etc', 'nova.conf')] +
+                    command.argv[1:])
+        except RuntimeError as exc:
+            check(False, 'the guide\'s %r runs: %s' % (command, exc))
+        else:
+            check(True, 'the guide\'s %r runs' % command)
 
 
 def step(text):
@@ -434,6 +468,9 @@ def main():
               'agent on %s consumes' % a.host)
         if a.host == 'hv1':
             SKEW['agent state reports'] = bool(a.is_alive and rv)
+
+    step("0a. the operator's guide's openstack and nova-manage commands")
+    run_guide_commands()
 
     step('1. a VXLAN network and subnet; a server on hv1 and one on kvm1')
     net = osc('network', 'create', '--provider-network-type', 'vxlan', NET)
