@@ -76,8 +76,13 @@ class HyperVDriver(driver.ComputeDriver):
         self._livemigrationops = self._build_livemigrationops()
         self._event_handler = eventhandler.InstanceEventHandler(
             state_change_callback=self.emit_event,
-            vm_started_callback=self._serialconsoleops.start_console_handler,
+            vm_started_callback=self._vm_started,
             vm_stopped_callback=self._serialconsoleops.stop_console_handler)
+
+    def _vm_started(self, instance_name):
+        """A VM started (power state event): its console and metering."""
+        self._serialconsoleops.start_console_handler(instance_name)
+        self._diagnosticsops.enable_metrics(instance_name)
 
     # ---- construction: what a network back end may replace ----
 
