@@ -10,8 +10,8 @@ Each method hands the call to the one object that owns the concern:
 - :mod:`.hostops`: the host's resources, address, uptime, power;
 - :mod:`.eventhandler`: Hyper-V's power state events, turned into nova's
   lifecycle events;
-- :mod:`.serialconsole`: the VMs' console logs;
-- :mod:`.diagnostics`: instance diagnostics.
+- :mod:`.serialconsole`: the VMs' console logs and serial consoles;
+- :mod:`.diagnostics`: instance diagnostics and resource metering.
 
 The driver follows nova 28's in-tree Hyper-V driver
 (``nova/virt/hyperv/driver.py``, removed in nova 29) in what it does, and
