@@ -10,8 +10,8 @@ Each method hands the call to the one object that owns the concern:
 - :mod:`.hostops`: the host's resources, address, uptime, power;
 - :mod:`.eventhandler`: Hyper-V's power state events, turned into nova's
   lifecycle events;
-- :mod:`.serialconsole`: the VMs' console logs;
-- :mod:`.diagnostics`: instance diagnostics.
+- :mod:`.serialconsole`: the VMs' console logs and serial consoles;
+- :mod:`.diagnostics`: instance diagnostics and resource metering.
 
 The driver follows nova 28's in-tree Hyper-V driver
 (``nova/virt/hyperv/driver.py``, removed in nova 29) in what it does, and
@@ -76,8 +76,13 @@ class HyperVDriver(driver.ComputeDriver):
         self._livemigrationops = self._build_livemigrationops()
         self._event_handler = eventhandler.InstanceEventHandler(
             state_change_callback=self.emit_event,
-            vm_started_callback=self._serialconsoleops.start_console_handler,
+            vm_started_callback=self._vm_started,
             vm_stopped_callback=self._serialconsoleops.stop_console_handler)
+
+    def _vm_started(self, instance_name):
+        """A VM started (power state event): its console and metering."""
+        self._serialconsoleops.start_console_handler(instance_name)
+        self._diagnosticsops.enable_metrics(instance_name)
 
     # ---- construction: what a network back end may replace ----
 

@@ -4,8 +4,8 @@ The steps follow nova 28 (``nova.virt.hyperv.migrationops``), which
 compute-hyperv 16 keeps in substance:
 
 1. source, ``migrate_disk_and_power_off``: refuse a flavor whose disks
-   would shrink, turn the VM off, copy its disk files into the
-   destination's instance directory (over its instances share; see
+   would shrink, turn the VM off, copy its disk files and console logs
+   into the destination's instance directory (over its instances share; see
    ``PathUtils.get_instance_dir(remote_server=...)``), keep the source's
    own files in ``<instance>_revert`` and delete the VM, not its files;
 2. destination, ``finish_migration``: re-parent the root disk onto this
@@ -142,7 +142,7 @@ class MigrationOps(object):
                                   flavor.ephemeral_gb)
 
     def _move_disk_files(self, instance, disk_files, dest):
-        """Copy ``disk_files`` to ``dest``'s instance dir, keep ours aside.
+        """Copy the disks and console logs to ``dest``, keep ours aside.
 
         The source's files end in ``<instance>_revert``.  When ``dest``'s
         instance directory is this one (a resize on this host, or a shared
@@ -161,7 +161,7 @@ class MigrationOps(object):
         try:
             self._pathutils.check_remove_dir(copy_dir)
             self._pathutils.makedirs(copy_dir)
-            for path in disk_files:
+            for path in list(disk_files) + self._console_logs(name):
                 LOG.debug('Copying %(path)s to %(dir)s',
                           {'path': path, 'dir': copy_dir}, instance=instance)
                 self._pathutils.copy(path, copy_dir)
@@ -172,6 +172,18 @@ class MigrationOps(object):
         except Exception:
             self._undo_disk_move(instance, instance_dir, revert_dir, copy_dir)
             raise
+
+    def _console_logs(self, instance_name):
+        """The VM's console log files that exist (closed by power_off).
+
+        They travel with the disks, so that ``console log show`` keeps the
+        server's history on the new host, as a live migration keeps it
+        (``PathUtils.copy_vm_console_logs``); nova 28 and compute-hyperv
+        16 copied only the disks here, and the log started afresh.
+        """
+        return [path for path in
+                self._pathutils.get_vm_console_log_paths(instance_name)
+                if self._pathutils.exists(path)]
 
     def _undo_disk_move(self, instance, instance_dir, revert_dir, copy_dir):
         # Best effort: the copy's own error is what the caller reports.

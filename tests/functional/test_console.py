@@ -8,6 +8,7 @@ starts when the power state event of the VM's start reaches nova
 guest prints ``hyperv_guest.GUEST_BOOT_LINES`` lines on COM1 at every boot.
 """
 
+import os
 import time
 
 from os_win import constants as os_win_const
@@ -118,7 +119,7 @@ class ConsoleOutputTest(ConsoleTestBase):
 
 
 class ConsoleOfMovedServerTest(ConsoleTestBase):
-    """A VM that never ran: a stopped server cold-migrated to host2."""
+    """A stopped server cold-migrated to host2 keeps its console log."""
 
     # As a deployment: casts stay casts (test_migration does the same).
     CAST_AS_CALL = False
@@ -127,34 +128,47 @@ class ConsoleOfMovedServerTest(ConsoleTestBase):
         super().setUp()
         self.start_compute('host2')
 
-    def test_vm_that_never_ran_has_no_console_output(self):
+    def test_cold_migrated_server_keeps_its_console_log(self):
         server, port = self.boot(self.image, host='host1')
         boot1 = self.boot_lines(server, 1)
         self.wait_for_console(server, boot1[2])
         self.api.post_server_action(server['id'], {'os-stop': None})
         server = self._wait_for_state_change(server, 'SHUTOFF')
 
-        # nova's Hyper-V driver moves only the disks: the VM on host2,
-        # created Off, never ran, and host2 has no console log of it.
+        # The log files travel with the disks; the VM on host2, created
+        # Off, has not run there yet.
         server = self._migrate_server(server, host='host2')
         self.assertEqual('host2', server['OS-EXT-SRV-ATTR:host'])
         vm = self.vm_of(server)
         self.assertEqual((hyperv_const.POWER_STATE_NAMES[OFF], 0),
                          (vm.power_state_name, vm.boot_count))
-        # nova answers an empty output, not an error.
-        self.assertEqual('', self.console(server))
-        self.assertEqual('', self.console(server, length=3))
+        self.assertEqual(boot1, self.console(server).splitlines())
         self.api.post_server_action(server['id'], {'confirmResize': None})
         server = self._wait_for_state_change(server, 'SHUTOFF')
-        self.assertEqual('', self.console(server))
+        # Confirming removed host1's copy, not host2's.
+        self.assertEqual(boot1, self.console(server).splitlines())
+        self.assertFalse(os.path.exists(self.instance_dir(server, 'host1')))
 
-        # Its first start on host2 is the guest's first boot there.
+        # Its first start on host2 is the guest's first boot there,
+        # appended to the log of its time on host1.
         self.api.post_server_action(server['id'], {'os-start': None})
         server = self._wait_for_state_change(server, 'ACTIVE')
-        output = self.wait_for_console(
-            server, hyperv_guest.guest_boot_messages(
-                'host2', server['OS-EXT-SRV-ATTR:instance_name'],
-                1).splitlines()[2])
-        self.assertTrue(output.startswith(
-            '[    0.000000] Linux version 6.1.0-simulated (simulated guest '
-            'on Hyper-V host host2)\n'))
+        host2_boot1 = hyperv_guest.guest_boot_messages(
+            'host2', server['OS-EXT-SRV-ATTR:instance_name'], 1).splitlines()
+        lines = self.wait_for_console(server, host2_boot1[2]).splitlines()
+        self.assertEqual(boot1 + host2_boot1[:len(lines) - len(boot1)],
+                         lines)
+
+    def test_reverted_migration_keeps_the_log_on_the_source(self):
+        server, port = self.boot(self.image, host='host1')
+        boot1 = self.boot_lines(server, 1)
+        self.wait_for_console(server, boot1[2])
+        self.api.post_server_action(server['id'], {'os-stop': None})
+        server = self._wait_for_state_change(server, 'SHUTOFF')
+        server = self._migrate_server(server, host='host2')
+
+        self.api.post_server_action(server['id'], {'revertResize': None})
+        server = self._wait_for_state_change(server, 'SHUTOFF')
+
+        self.assertEqual('host1', server['OS-EXT-SRV-ATTR:host'])
+        self.assertEqual(boot1, self.console(server).splitlines())
