@@ -63,6 +63,7 @@ class HyperVDriver(driver.ComputeDriver):
         supports_image_type_vhd=True,
         supports_image_type_vhdx=True,
         supports_extend_volume=True,
+        supports_tagged_attach_volume=True,
         # A volume attached to two VMs would be one passthrough disk in
         # two VMs, which Hyper-V refuses.
         supports_multiattach=False,

@@ -95,6 +95,21 @@ def _masked(connection_info):
     return strutils.mask_dict_password(connection_info)
 
 
+def _reason(exc):
+    """Why an attach failed, for the fault nova records (no secrets).
+
+    os-brick names the connection properties, CHAP secret included, in
+    its "Could not connect volume" message; a failed command is reported
+    with its stderr, which says more than processutils' own message.
+    """
+    if isinstance(exc, processutils.ProcessExecutionError):
+        text = '%s: %s' % (exc.cmd, (exc.stderr or exc.description or
+                                     '').strip())
+    else:
+        text = str(exc)
+    return strutils.mask_password(text)
+
+
 class BaseVolumeDriver(object):
     """What every protocol shares: connect, attach, detach, disconnect."""
 
@@ -491,7 +506,7 @@ class VolumeOps(object):
                            'vm': instance_name})
                 self._disconnect_quietly(vol_driver, connection_info)
                 raise exception.VolumeAttachFailed(volume_id=volume_id,
-                                                   reason=exc)
+                                                   reason=_reason(exc))
 
     def _attach(self, vol_driver, connection_info, instance_name, ctrl_path,
                 slot):
