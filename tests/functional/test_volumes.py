@@ -26,7 +26,8 @@ BOOT_VOL = '33333333-3333-4333-8333-333333333333'
 RBD_VOL = '44444444-4444-4444-8444-444444444444'
 
 
-class VolumeTestBase(test_restart.RestartTestBase):
+class VolumeHelpers(object):
+    """Volumes on the simulated storage network, as Cinder exports them."""
 
     def setUp(self):
         # Failures should show at once, not after nova 28's 10 x 5 s.
@@ -84,6 +85,10 @@ class VolumeTestBase(test_restart.RestartTestBase):
             if time.monotonic() > deadline:
                 self.fail('timed out waiting for ' + what)
             time.sleep(0.1)
+
+
+class VolumeTestBase(VolumeHelpers, test_restart.RestartTestBase):
+    pass
 
 
 class AttachDetachTest(VolumeTestBase):
