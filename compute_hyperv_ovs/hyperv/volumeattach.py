@@ -8,6 +8,7 @@ device metadata gains or loses the volume's disk (nova 34's libvirt
 driver rebuilds ``instance.device_metadata`` on both).
 """
 
+from nova import exception
 from nova import objects
 from oslo_log import log as logging
 
@@ -48,7 +49,7 @@ class VolumeAttachOps(object):
         try:
             bdm = objects.BlockDeviceMapping.get_by_volume_and_instance(
                 context, volume_id, instance.uuid)
-        except Exception:
+        except exception.VolumeBDMNotFound:
             LOG.debug('No block device mapping for volume %s', volume_id,
                       instance=instance)
             return

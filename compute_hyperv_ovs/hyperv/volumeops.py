@@ -35,6 +35,7 @@ disconnected, what was attached is detached, and nova gets
 ``VolumeAttachFailed`` saying what went wrong.
 """
 
+import platform
 import threading
 import time
 
@@ -392,6 +393,7 @@ class VolumeOps(object):
 
     def __init__(self):
         self._vmutils = osutils.per_thread(utilsfactory.get_vmutils)
+        self._hostutils = osutils.per_thread(utilsfactory.get_hostutils)
         self.volume_drivers = {
             PROTOCOL_ISCSI: ISCSIVolumeDriver(),
             PROTOCOL_FC: FCVolumeDriver(),
@@ -417,24 +419,24 @@ class VolumeOps(object):
         :raises nova.exception.InvalidConfiguration: multipath is asked
             for and the host lacks MPIO.
         """
-        props = {'platform': 'AMD64', 'os_type': 'win32',
+        if CONF.hyperv.use_multipath_io and not (
+                self._hostutils.check_server_feature(
+                    self._hostutils.FEATURE_MPIO)):
+            raise exception.InvalidConfiguration(_(
+                '[hyperv] use_multipath_io is set but the Windows Multipath '
+                'I/O feature is not installed on this host; install it '
+                '(Install-WindowsFeature Multipath-IO) or unset '
+                'use_multipath_io'))
+        props = {'platform': platform.machine(), 'os_type': 'win32',
                  'ip': CONF.my_block_storage_ip, 'host': CONF.host}
         for cls in (iscsi.WindowsISCSIConnector,
                     fibre_channel.WindowsFCConnector,
                     RBDConnector,
                     smbfs.WindowsSMBFSConnector):
-            try:
-                props.update(cls.get_connector_properties(
-                    None, host=CONF.host,
-                    multipath=CONF.hyperv.use_multipath_io,
-                    enforce_multipath=True))
-            except Exception as exc:
-                if CONF.hyperv.use_multipath_io and 'Multipath' in str(exc):
-                    raise exception.InvalidConfiguration(_(
-                        '[hyperv] use_multipath_io is set but the Windows '
-                        'Multipath I/O feature is not enabled on this host: '
-                        '%s') % exc)
-                raise
+            props.update(cls.get_connector_properties(
+                None, host=CONF.host,
+                multipath=CONF.hyperv.use_multipath_io,
+                enforce_multipath=True))
         return props
 
     # ---- attach ----

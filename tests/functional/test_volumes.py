@@ -153,6 +153,21 @@ class AttachDetachTest(VolumeTestBase):
         self.assertEqual([], [d for d in inst.device_metadata.devices
                               if isinstance(d, objects.DiskMetadata)])
 
+    def test_extended_volume_is_seen_at_its_new_size(self):
+        self.iscsi_volume(VOL1)
+        server, _port = self.boot(self.image)
+        self._attach_volume(server, VOL1)
+        volume = self.luns[VOL1]
+        disk = self.host('host1').storage.disks[volume.uid]
+        old_size = disk.size
+        # Cinder grows the LUN and tells nova (volume-extended).
+        self.san.extend(volume, 2 * old_size)
+        self.api.api_post('/os-server-external-events', {'events': [
+            {'name': 'volume-extended', 'server_uuid': server['id'],
+             'tag': VOL1}]})
+        self.wait_until(lambda: disk.size == 2 * old_size,
+                        'Windows to see the new size')
+
     def test_delete_disconnects_the_volumes(self):
         self.iscsi_volume(VOL1)
         server, _port = self.boot(self.image)
