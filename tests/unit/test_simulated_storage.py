@@ -146,9 +146,14 @@ class StorageSimulationTestCase(testtools.TestCase):
         vmutils.attach_volume_to_controller(
             'vm1', vmutils.get_vm_scsi_controller('vm1'), 0, drive,
             serial='vol-1')
+        # An Off VM holds no handle on the disk; a running one does.
+        vmutils.set_vm_state('vm1', os_win_const.HYPERV_VM_STATE_ENABLED)
         exc = self.assertRaises(os_win_exc.ISCSIInitiatorAPIException,
                                 conn.disconnect_volume, self._iscsi_props())
         self.assertEqual(0xEFFF0040, exc.error_code)
+        vmutils.set_vm_state('vm1', os_win_const.HYPERV_VM_STATE_DISABLED)
+        conn.disconnect_volume(self._iscsi_props())
+        self.assertEqual([], self.host1.storage.iscsi_sessions)
 
     # ---- disks and passthrough ----
     def test_passthrough_needs_an_offline_disk(self):
