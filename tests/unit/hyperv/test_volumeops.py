@@ -238,6 +238,33 @@ class VolumeOpsTestCase(test.NoDBTestCase):
         self.assertEqual([], errors)
         self.assertEqual(1, len(self.volumes()))
 
+    # ---- FC ----
+    def fc_info(self):
+        return {'driver_volume_type': 'fibre_channel', 'serial': 'vol-fc',
+                'data': {'target_wwn': ['50060e8000000001'],
+                         'target_lun': 3, 'initiator_target_map': {}}}
+
+    def test_fc_volume_zoned_to_the_host(self):
+        self.host.storage.fc_hba_ports = [
+            {'node_name': '20000000C9AAAA00', 'port_name': '10000000C9AAAA01'}]
+        volume = self.san.add_fc_lun('50060E8000000001', 3,
+                                     ['10000000C9AAAA01'])
+        self.start()
+        self.ops.attach_volume(self.fc_info(), VM)
+        (vol,) = self.volumes()
+        self.assertEqual(('vol-fc', volume.uid), (vol.serial,
+                                                  vol.volume_uid))
+        self.ops.detach_volume(self.fc_info(), VM)
+        self.assertEqual((), self.volumes())
+
+    def test_fc_lun_not_zoned_to_the_host(self):
+        self.host.storage.fc_hba_ports = [
+            {'node_name': '20000000C9AAAA00', 'port_name': '10000000C9AAAA01'}]
+        self.san.add_fc_lun('50060E8000000001', 3, ['10000000C9FFFF01'])
+        self.assertRaises(nova_exception.VolumeAttachFailed,
+                          self.ops.attach_volume, self.fc_info(), VM)
+        self.assertEqual((), self.volumes())
+
     # ---- SMB ----
     def smb(self, qos=None):
         directory = self.useFixture(fixtures.TempDir()).path
