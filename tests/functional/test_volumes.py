@@ -9,8 +9,11 @@ test reads back what the Hyper-V host holds: the VM's passthrough disks
 with their serials, the host's iSCSI sessions and WNBD mappings.
 """
 
+import os
+import subprocess
 import time
 
+import fixtures
 from nova import context as nova_context
 from nova import objects
 from nova.tests.functional.api import client
@@ -24,6 +27,7 @@ VOL1 = '11111111-1111-4111-8111-111111111111'
 VOL2 = '22222222-2222-4222-8222-222222222222'
 BOOT_VOL = '33333333-3333-4333-8333-333333333333'
 RBD_VOL = '44444444-4444-4444-8444-444444444444'
+SMB_VOL = '55555555-5555-4555-8555-555555555555'
 
 
 class VolumeHelpers(object):
@@ -61,6 +65,21 @@ class VolumeHelpers(object):
             'data': {'name': name, 'hosts': ['127.0.0.1'],
                      'ports': ['6789'], 'auth_username': 'cinder',
                      'auth_enabled': True}}
+
+    def smb_volume(self, volume_id, qos_specs=None):
+        """A VHDX on an SMB share, as Cinder's SMB driver exports it."""
+        directory = self.useFixture(fixtures.TempDir()).path
+        self.san.add_smb_share(r'\\fs1\cinder', directory,
+                               credentials=('cinder', 'pw'))
+        name = 'volume-%s.vhdx' % volume_id
+        subprocess.check_call(['qemu-img', 'create', '-q', '-f', 'vhdx',
+                               os.path.join(directory, name), '16M'])
+        data = {'export': '//fs1/cinder', 'name': name,
+                'options': '-o username=cinder,password=pw'}
+        if qos_specs:
+            data['qos_specs'] = qos_specs
+        self.cinder.VOLUME_CONNECTION_INFO[volume_id] = {
+            'driver_volume_type': 'smbfs', 'data': data}
 
     def volumes_of(self, server):
         """{serial: SAN volume uid} of the VM's passthrough disks now."""
@@ -131,6 +150,21 @@ class AttachDetachTest(VolumeTestBase):
                          self.volumes_of(server))
         self.detach(server, RBD_VOL)
         self.assertEqual({}, self.host('host1').storage.rbd_mappings)
+
+    def test_smb_volume_with_qos(self):
+        self.smb_volume(SMB_VOL, qos_specs={'total_iops_sec': '300'})
+        server, _port = self.boot(self.image)
+        self._attach_volume(server, SMB_VOL)
+        vm = self.vm_of(server)
+        (disk,) = [d for d in vm.disks if 'fs1' in d.path]
+        self.assertTrue(disk.path.endswith('volume-%s.vhdx' % SMB_VOL))
+        self.assertEqual((None, 300), vm.disk_qos[disk.path])
+        self.assertEqual({'\\\\fs1\\cinder'},
+                         set(self.host('host1').storage.smb_mappings))
+        self.detach(server, SMB_VOL)
+        self.assertNotIn(disk.path, [d.path for d in
+                                     self.vm_of(server).disks])
+        self.assertEqual({}, self.host('host1').storage.smb_mappings)
 
     def test_tagged_volume_in_device_metadata(self):
         self.iscsi_volume(VOL1)
