@@ -19,11 +19,13 @@ device info: ``root_disk`` and each ephemeral get ``disk_bus`` (os-win's
 controller type), ``drive_addr`` (the controller's number) and
 ``ctrl_disk_addr`` (the slot on it), the keys vmops attaches them by.
 
-Cinder volumes come with their own issue: until then a mapping with a
-volume is refused with ``nova.exception.InstanceUnacceptable`` saying so.
-Booting from a volume will need the volume's disk path in the generation 2
-boot order (nova 28 asked volumeops ``get_disk_resource_path``):
-:meth:`BlockDeviceInfoManager._boot_device_path` is where volumeops joins.
+Cinder volumes get slots the same way (``disk_bus``, ``drive_addr``,
+``ctrl_disk_addr`` on each entry of ``block_device_mapping``): a root
+volume (booting from a volume) takes the root disk's slot and makes
+``root_disk`` a ``VOLUME`` carrying its connection info; the others go on
+the bus their mapping asks for, SCSI by default.  In the generation 2 boot
+order a volume is named by its disk's resource path, which volumeops
+gives (nova 28 ``block_device_manager._get_boot_order_gen2``).
 """
 
 from nova import block_device
@@ -152,13 +154,14 @@ class BlockDeviceInfoManager(object):
         'ctrl_disk_addr', 'boot_index': 0, 'mount_device'}`` and sets
         ``disk_bus``, ``device_type``, ``drive_addr``, ``ctrl_disk_addr``
         and ``boot_index`` on each of ``block_device_info['ephemerals']``
-        (a list, made if missing).  vmops fills in the paths.
+        (a list, made if missing), and ``disk_bus``, ``drive_addr`` and
+        ``ctrl_disk_addr`` on each volume of ``block_device_mapping``.
+        With a root volume, ``root_disk`` is ``{'type': VOLUME,
+        'connection_info': ...}``.  vmops fills in the paths.
 
         :param vm_gen: 1 or 2 (``constants.VM_GEN_*``).
         :param block_device_info: the driver's block device info (dict);
             changed in place.
-        :raises nova.exception.InstanceUnacceptable: the mapping holds a
-            volume (not supported yet).
         :raises nova.exception.InvalidBDMFormat: a bus the generation lacks,
             a device type other than disk, an encrypted ephemeral, or more
             disks than free slots.
@@ -169,32 +172,76 @@ class BlockDeviceInfoManager(object):
             raise ValueError('validate_and_update_bdi needs the driver\'s '
                              'block device info dict (nova passes one to '
                              'spawn); got None')
-        self._refuse_volumes(instance, block_device_info)
         self._warn_of_swap(instance, block_device_info)
         slots = _FreeSlots(vm_gen)
         needs_config_drive = configdrive.required_by(instance)
         if needs_config_drive and vm_gen == constants.VM_GEN_1:
             slots.reserve(IDE, GEN1_CONFIG_DRIVE_SLOT)
-        block_device_info['root_disk'] = self._root_disk(
-            image_meta, vm_gen, block_device_info, slots)
+        root_volume = self._root_volume(block_device_info)
+        if root_volume is not None:
+            block_device_info['root_disk'] = self._volume_root_disk(
+                root_volume, vm_gen, block_device_info, slots)
+        else:
+            block_device_info['root_disk'] = self._root_disk(
+                image_meta, vm_gen, block_device_info, slots)
         ephemerals = block_device_info.setdefault('ephemerals', [])
         for index, eph in enumerate(ephemerals):
             self._place_ephemeral(eph, index, vm_gen, slots)
+        for vol in driver.block_device_info_get_mapping(block_device_info):
+            if vol is not root_volume:
+                self._place_volume(vol, vm_gen, slots)
         if needs_config_drive and vm_gen == constants.VM_GEN_2:
             # Attached after the other disks: one SCSI slot must be left.
             slots.take(SCSI, _('the config drive'))
 
     @staticmethod
-    def _refuse_volumes(instance, block_device_info):
-        volumes = driver.block_device_info_get_mapping(block_device_info)
-        if volumes:
-            raise exception.InstanceUnacceptable(
-                instance_id=instance.uuid,
-                reason=_('its block device mapping holds %d Cinder '
-                         'volume(s); this Hyper-V driver does not attach '
-                         'volumes yet. Boot from an image and attach no '
-                         'volumes, or use another compute host.') %
-                len(volumes))
+    def _root_volume(block_device_info):
+        """The mapping's volume that is the root device, or None."""
+        root_name = (driver.block_device_info_get_root_device(
+            block_device_info) or DEFAULT_ROOT_DEVICE_NAME)
+        for vol in driver.block_device_info_get_mapping(block_device_info):
+            if vol.get('boot_index') == 0 or (
+                    vol.get('mount_device') == root_name):
+                return vol
+        return None
+
+    @staticmethod
+    def _volume_root_disk(vol, vm_gen, block_device_info, slots):
+        bus = BOOT_BUS[vm_gen]
+        requested = vol.get('disk_bus')
+        if requested and requested.upper() != bus:
+            raise exception.InvalidBDMFormat(details=_(
+                'the root volume asks for disk_bus %(asked)s, but a '
+                'generation %(gen)d Hyper-V VM boots only from %(bus)s') % {
+                    'asked': requested, 'gen': vm_gen, 'bus': bus.lower()})
+        controller, slot = slots.take(bus, _('the root volume'))
+        vol['disk_bus'], vol['drive_addr'], vol['ctrl_disk_addr'] = (
+            bus, controller, slot)
+        return {
+            'type': constants.VOLUME,
+            'path': None,
+            'connection_info': vol['connection_info'],
+            'disk_bus': bus,
+            'drive_addr': controller,
+            'ctrl_disk_addr': slot,
+            'boot_index': 0,
+            'mount_device': vol.get('mount_device') or (
+                driver.block_device_info_get_root_device(block_device_info)
+                or DEFAULT_ROOT_DEVICE_NAME),
+        }
+
+    @staticmethod
+    def _place_volume(vol, vm_gen, slots):
+        what = _('volume %s') % (vol.get('connection_info') or {}).get(
+            'serial', vol.get('mount_device'))
+        if vol.get('device_type') not in (None, _DISK_DEVICE_TYPE):
+            raise exception.InvalidBDMFormat(details=_(
+                '%(what)s asks for device_type %(type)s; Hyper-V attaches '
+                'volumes only as disks') % {'what': what,
+                                            'type': vol['device_type']})
+        bus = _bus_of(vol.get('disk_bus'), vm_gen, what)
+        vol['disk_bus'] = bus
+        vol['drive_addr'], vol['ctrl_disk_addr'] = slots.take(bus, what)
 
     @staticmethod
     def _warn_of_swap(instance, block_device_info):
@@ -263,7 +310,9 @@ class BlockDeviceInfoManager(object):
         """
         root = block_device_info['root_disk']
         if vm_gen == constants.VM_GEN_1:
-            return list(_GEN1_BOOT_ORDER[root['type']])
+            return list(_GEN1_BOOT_ORDER[
+                constants.DISK if root['type'] == constants.VOLUME
+                else root['type']])
         disks = [root] + list(driver.block_device_info_get_ephemerals(
             block_device_info))
         disks.sort(key=lambda disk: (disk.get('boot_index') is None,
@@ -273,7 +322,7 @@ class BlockDeviceInfoManager(object):
 
     @staticmethod
     def _boot_device_path(disk):
-        """The path Hyper-V boots a disk by; a volume's comes later."""
+        """The path Hyper-V boots a disk by (a volume's: its resource)."""
         return disk.get('path')
 
     # -- device metadata --------------------------------------------------
@@ -307,6 +356,12 @@ class BlockDeviceInfoManager(object):
                 if bdm.device_name and 'tag' in bdm and bdm.tag}
         disks = [block_device_info['root_disk']] + list(
             driver.block_device_info_get_ephemerals(block_device_info))
+        root = block_device_info['root_disk']
+        disks += [vol for vol in driver.block_device_info_get_mapping(
+            block_device_info)
+            if vol.get('disk_bus') and vol.get('mount_device') != (
+                root.get('mount_device') if root['type'] == constants.VOLUME
+                else None)]
         metadata = []
         for disk in disks:
             name = disk.get('mount_device') or disk.get('device_name')

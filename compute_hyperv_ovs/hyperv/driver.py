@@ -19,8 +19,9 @@ nova 34's ComputeDriver interface in how it is called.  It knows nothing
 of how a NIC reaches a network: the VIF driver is built by
 :meth:`_build_vif_driver`, which a driver for a given network back end
 provides (``compute_hyperv_ovs.driver.HyperVOVSDriver`` for Open vSwitch).
-Volumes are not supported yet: a build or attach that needs one is refused
-with a clear error (:mod:`.block_device`).
+Cinder volumes (iSCSI, Fibre Channel, RBD, SMB) go through
+:mod:`.volumeops` and os-brick's Windows connectors; :mod:`.block_device`
+gives them their controller slots.
 
 os-win errors reach nova as they are raised; the ops objects turn the
 ones an operator can act on into nova exceptions that say what to do.
@@ -42,6 +43,7 @@ from compute_hyperv_ovs.hyperv import osutils
 from compute_hyperv_ovs.hyperv import serialconsole
 from compute_hyperv_ovs.hyperv import snapshotops
 from compute_hyperv_ovs.hyperv import vmops
+from compute_hyperv_ovs.hyperv import volumeattach
 
 LOG = logging.getLogger(__name__)
 
@@ -60,6 +62,11 @@ class HyperVDriver(driver.ComputeDriver):
         supports_device_tagging=True,
         supports_image_type_vhd=True,
         supports_image_type_vhdx=True,
+        supports_extend_volume=True,
+        supports_tagged_attach_volume=True,
+        # A volume attached to two VMs would be one passthrough disk in
+        # two VMs, which Hyper-V refuses.
+        supports_multiattach=False,
     )
 
     def __init__(self, virtapi):
@@ -74,6 +81,8 @@ class HyperVDriver(driver.ComputeDriver):
         self._diagnosticsops = diagnostics.DiagnosticsOps()
         self._migrationops = self._build_migrationops()
         self._livemigrationops = self._build_livemigrationops()
+        self._volumeattach = volumeattach.VolumeAttachOps(
+            self._vmops.volumeops)
         self._event_handler = eventhandler.InstanceEventHandler(
             state_change_callback=self.emit_event,
             vm_started_callback=self._vm_started,
@@ -238,6 +247,33 @@ class HyperVDriver(driver.ComputeDriver):
 
     def detach_interface(self, context, instance, vif):
         self._vmops.detach_interface(instance, vif)
+
+    # ---- volumes ----
+
+    def get_volume_connector(self, instance):
+        return self._vmops.volumeops.get_volume_connector()
+
+    @staticmethod
+    def _refuse_encryption(connection_info, encryption):
+        if encryption and encryption.get('provider'):
+            raise exception.VolumeAttachFailed(
+                volume_id=connection_info.get('serial'),
+                reason='the volume is encrypted (%s); this Hyper-V driver '
+                       'has no volume encryption' % encryption['provider'])
+
+    def attach_volume(self, context, connection_info, instance, mountpoint,
+                      disk_bus=None, device_type=None, encryption=None):
+        self._refuse_encryption(connection_info, encryption)
+        self._volumeattach.attach(context, connection_info, instance,
+                                  mountpoint, disk_bus, device_type)
+
+    def detach_volume(self, context, connection_info, instance, mountpoint,
+                      encryption=None):
+        self._volumeattach.detach(context, connection_info, instance)
+
+    def extend_volume(self, context, connection_info, instance,
+                      requested_size):
+        self._vmops.volumeops.extend_volume(connection_info)
 
     def get_diagnostics(self, instance):
         return self._diagnosticsops.get_diagnostics(instance)

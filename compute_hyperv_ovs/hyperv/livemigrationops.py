@@ -26,8 +26,15 @@ nova 28 ``nova.virt.hyperv.livemigrationops``):
   :meth:`~LiveMigrationOps.post_live_migration_at_destination`: plug the
   VIFs and start the console log handler.
 
-Volumes are not supported yet, so no planned VM is needed (nova 28 made
-one only to keep passthrough disks attached).
+Volumes (nova 28 ``livemigrationops.pre_live_migration`` /
+``post_live_migration``): the destination connects the VM's volumes in
+``pre_live_migration``, before the VM arrives, and makes a *planned VM*
+whose passthrough disks name its own disks of those volumes (Hyper-V
+moves a VM with passthrough disks only into such a planned VM); the
+source disconnects them in ``post_live_migration``, once the VM has left.
+A rollback destroys the planned VM and disconnects what the destination
+connected (the driver's ``rollback_live_migration_at_destination``, a
+destroy).
 
 The seam for a network back end: ``destination_checks``, callables
 ``check(context, instance, dest_hostname, network_info, migrate_data)``
@@ -213,7 +220,8 @@ class LiveMigrationOps(object):
         """Get this host ready to receive the VM.
 
         Checks again (Hyper-V live migration enabled, the back end's
-        ``destination_checks``), refuses volumes, then makes the instance
+        ``destination_checks``), connects the volumes and makes the
+        planned VM for their passthrough disks, then makes the instance
         directory and, with ``[DEFAULT] use_cow_images``, caches the image
         the VM's root disk is a child of: Hyper-V moves the child to the
         same path here and needs its parent there.  If caching fails, an
@@ -222,18 +230,17 @@ class LiveMigrationOps(object):
         :param network_info: the VIFs as nova passes them.
         :param migrate_data: this move's ``HyperVLiveMigrateData``.
         :returns: ``migrate_data`` (nova 34 takes the driver's answer).
-        :raises nova.exception.MigrationPreCheckError: a check failed, or
-            the instance has volumes; nothing was changed.
+        :raises nova.exception.MigrationPreCheckError: a check failed;
+            nothing was changed.  A volume that does not connect raises
+            what the connector raises, with the volumes connected here
+            disconnected again.
         :raises: what ``ImageCache.get_cached_image`` raises.
         """
         dest = self._destination_name(migrate_data)
         self._check_live_migration_enabled(dest)
         self._run_destination_checks(context, instance, dest, network_info,
                                      migrate_data)
-        if driver.block_device_info_get_mapping(block_device_info):
-            raise exception.MigrationPreCheckError(reason=_(
-                'the instance has volumes attached, which this driver '
-                'does not support yet; detach them before migrating'))
+        self._prepare_volumes(instance, block_device_info)
         instance_dir = self._pathutils.get_instance_dir(instance.name,
                                                         create_dir=False)
         made_dir = not self._pathutils.exists(instance_dir)
@@ -248,6 +255,23 @@ class LiveMigrationOps(object):
                 self._pathutils.check_remove_dir(instance_dir)
             raise
         return migrate_data
+
+    def _prepare_volumes(self, instance, block_device_info):
+        """Connect the volumes here; a planned VM for passthrough disks."""
+        if not driver.block_device_info_get_mapping(block_device_info):
+            return
+        volumeops = self._vmops.volumeops
+        volumeops.connect_volumes(block_device_info)
+        try:
+            disk_paths = volumeops.get_disk_path_mapping(block_device_info)
+            if disk_paths:
+                self._livemigrutils.create_planned_vm(
+                    instance.name, instance.host, disk_paths)
+        except Exception:
+            LOG.error('Could not prepare the volumes for the incoming VM; '
+                      'disconnecting them here', instance=instance)
+            volumeops.disconnect_volumes(block_device_info)
+            raise
 
     @staticmethod
     def _destination_name(migrate_data):
@@ -349,12 +373,16 @@ class LiveMigrationOps(object):
 
     def post_live_migration(self, context, instance, block_device_info,
                             migrate_data=None):
-        """Source: remove the instance directory the VM left.
+        """Source: disconnect the VM's volumes, remove its directory.
 
-        Only without a shared instances path (with one, the destination
-        uses the same directory); without ``migrate_data`` nothing is
-        removed, as it cannot be told.
+        The volumes are disconnected here once the VM runs on the
+        destination (nova passes this host's connection info).  The
+        instance directory goes only without a shared instances path (with
+        one, the destination uses the same directory); without
+        ``migrate_data`` nothing is removed, as it cannot be told.
         """
+        if driver.block_device_info_get_mapping(block_device_info):
+            self._vmops.volumeops.disconnect_volumes(block_device_info)
         if (migrate_data is None or
                 not migrate_data.obj_attr_is_set('is_shared_instance_path')
                 or migrate_data.is_shared_instance_path):

@@ -35,6 +35,7 @@ from nova import objects
 from nova.objects import fields
 from nova import version
 from nova.virt import configdrive
+from nova.virt import driver
 from nova.virt import hardware
 from os_win import constants as os_win_const
 from os_win import exceptions as os_win_exc
@@ -51,6 +52,7 @@ from compute_hyperv_ovs.hyperv import block_device
 from compute_hyperv_ovs.hyperv import constants
 from compute_hyperv_ovs.hyperv import osutils
 from compute_hyperv_ovs.hyperv import pathutils
+from compute_hyperv_ovs.hyperv import volumeops
 
 CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
@@ -109,10 +111,16 @@ class VMOps(object):
         self._migrutils = osutils.per_thread(utilsfactory.get_migrationutils)
         self._pathutils = pathutils.PathUtils()
         self._block_dev_man = block_device.BlockDeviceInfoManager()
+        self._volumeops = volumeops.VolumeOps()
 
     @property
     def vif_driver(self):
         return self._vif_driver
+
+    @property
+    def volumeops(self):
+        """The host's ``volumeops.VolumeOps``."""
+        return self._volumeops
 
     # ---- inventory ----
 
@@ -452,6 +460,12 @@ class VMOps(object):
                 self._attach_drive(name, eph['path'], eph['drive_addr'],
                                    eph['ctrl_disk_addr'], eph['disk_bus'],
                                    constants.DISK)
+        # Volumes (the root volume too) at the slots block_device gave
+        # them; a volume that fails undoes the ones before it.
+        resources = self._volumeops.attach_volumes(block_device_info, name)
+        if root_device['type'] == constants.VOLUME:
+            root_device['path'] = resources[
+                root_device['connection_info']['serial']]
         self._create_com_port_pipe(instance)
         for vif in network_info or ():
             self._vmutils.create_nic(name, vif['id'], vif['address'])
@@ -582,12 +596,26 @@ class VMOps(object):
                 self._migrutils.destroy_existing_planned_vm(name)
             else:
                 LOG.debug('No VM to destroy', instance=instance)
+            # Even when the VM is gone: the host keeps the sessions and
+            # mappings of its volumes until they are disconnected.
+            self._disconnect_volumes(instance, block_device_info)
             self.unplug_vifs(instance, network_info)
             if destroy_disks:
                 self._delete_disk_files(name)
         except Exception:
             with excutils.save_and_reraise_exception():
                 LOG.exception('Failed to destroy instance %s', name)
+
+    def _disconnect_volumes(self, instance, block_device_info):
+        if not driver.block_device_info_get_mapping(block_device_info):
+            return
+        try:
+            self._volumeops.disconnect_volumes(block_device_info)
+        except Exception:
+            # The VM is gone either way; what could not be disconnected is
+            # logged for the operator (nova retries on the next delete).
+            LOG.exception('Could not disconnect every volume of the '
+                          'instance', instance=instance)
 
     # ---- power ----
 
@@ -694,6 +722,11 @@ class VMOps(object):
                  should_plug_vifs=True):
         if should_plug_vifs:
             self.plug_vifs(instance, network_info)
+        if driver.block_device_info_get_mapping(block_device_info):
+            # Disk numbers may have changed since the VM last ran (a host
+            # reboot): its passthrough disks are pointed at their volumes.
+            self._volumeops.fix_instance_volume_disk_paths(
+                instance.name, block_device_info)
         self._start_vm(instance)
         self._vm_started(instance, network_info)
 

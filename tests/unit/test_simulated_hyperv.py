@@ -178,7 +178,7 @@ class SimulatedHyperVTestCase(testtools.TestCase):
                           lambda: self._utils('host1', 'vhdutils').flatten_vhd)
         with self.hosts.building('host1'):
             self.assertRaises(NotImplementedError,
-                              utilsfactory.get_smbutils)
+                              utilsfactory.get_clusterutils)
 
     def test_two_hosts_keep_separate_state(self):
         vm1 = self._utils('host1', 'vmutils')

@@ -134,12 +134,48 @@ class PlacementTestCase(test.NoDBTestCase):
             _bdi([_eph('/dev/sdb', encrypted=True)]))
         self.assertIn('encryption', str(exc))
 
-    def test_volumes_are_refused_until_their_issue(self):
-        volume = {'mount_device': '/dev/sdb', 'connection_info': {},
-                  'boot_index': None}
-        exc = self.assertRaises(exception.InstanceUnacceptable, self._place,
+    def test_volumes_get_scsi_slots_after_the_local_disks(self):
+        volume = {'mount_device': '/dev/sdb', 'boot_index': None,
+                  'connection_info': {'serial': 'vol-1'}}
+        bdi = self._place(GEN1, _bdi(ephemerals=[_eph('/dev/sdc')],
+                                     volumes=[volume]))
+        self.assertEqual('VHD', bdi['root_disk']['type'])
+        self.assertEqual((SCSI, 0, 1), (volume['disk_bus'],
+                                        volume['drive_addr'],
+                                        volume['ctrl_disk_addr']))
+
+    def test_root_volume_takes_the_boot_slot_gen1(self):
+        volume = {'mount_device': '/dev/sda', 'boot_index': 0,
+                  'connection_info': {'serial': 'vol-root'}}
+        bdi = self._place(GEN1, _bdi(volumes=[volume]))
+        self.assertEqual('VOLUME', bdi['root_disk']['type'])
+        self.assertEqual({'serial': 'vol-root'},
+                         bdi['root_disk']['connection_info'])
+        self.assertEqual((IDE, 0, 0), (volume['disk_bus'],
+                                       volume['drive_addr'],
+                                       volume['ctrl_disk_addr']))
+
+    def test_root_volume_takes_the_boot_slot_gen2(self):
+        volume = {'mount_device': '/dev/sda', 'boot_index': 0,
+                  'connection_info': {'serial': 'vol-root'}}
+        bdi = self._place(GEN2, _bdi(volumes=[volume]))
+        self.assertEqual('VOLUME', bdi['root_disk']['type'])
+        self.assertEqual((SCSI, 0, 0), (volume['disk_bus'],
+                                        volume['drive_addr'],
+                                        volume['ctrl_disk_addr']))
+
+    def test_root_volume_on_a_bus_the_vm_cannot_boot_from(self):
+        volume = {'mount_device': '/dev/sda', 'boot_index': 0,
+                  'disk_bus': 'scsi', 'connection_info': {'serial': 'v'}}
+        exc = self.assertRaises(exception.InvalidBDMFormat, self._place,
                                 GEN1, _bdi(volumes=[volume]))
-        self.assertIn('does not attach volumes yet', str(exc))
+        self.assertIn('boots only from ide', str(exc))
+
+    def test_volume_as_cdrom_is_refused(self):
+        volume = {'mount_device': '/dev/sdb', 'device_type': 'cdrom',
+                  'connection_info': {'serial': 'v'}}
+        self.assertRaises(exception.InvalidBDMFormat, self._place, GEN1,
+                          _bdi(volumes=[volume]))
 
     def test_iso_root_is_a_dvd(self):
         bdi = self._place(GEN1, _bdi(), disk_format='iso')

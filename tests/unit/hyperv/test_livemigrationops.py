@@ -15,6 +15,7 @@ from nova.network import model as network_model
 from nova import objects
 from nova.objects import migrate_data as migrate_data_obj
 from nova import test
+from os_brick import exception as brick_exception
 from os_win import exceptions as os_win_exc
 from os_win import utilsfactory
 from oslo_serialization import jsonutils
@@ -28,6 +29,7 @@ from compute_hyperv_ovs.hyperv import serialconsole
 from compute_hyperv_ovs.hyperv import vmops
 from tests.fixtures.hyperv import constants as hyperv_const
 from tests.fixtures.hyperv import fixture as hyperv_fixture
+from tests.fixtures.hyperv import storage
 from tests.fixtures import images
 from tests.unit.hyperv import recording_vif
 
@@ -289,17 +291,45 @@ class PreLiveMigrationTest(LiveMigrationOpsTestBase):
         self.assertIn('OVSDB on host2 did not answer', exc.format_message())
         self.assertEqual([], os.listdir(self.dest.sim.instances_path))
 
-    def test_volumes_are_refused(self):
-        bdi = {'block_device_mapping': [
-            {'connection_info': {'driver_volume_type': 'iscsi'},
-             'mount_device': '/dev/sdb'}],
+    @staticmethod
+    def volume_bdi(*numbers):
+        return {'block_device_mapping': [
+            {'connection_info': {
+                'driver_volume_type': 'iscsi', 'serial': 'vol-%d' % n,
+                'data': {'target_iqn': 'iqn.2010-10.org.openstack:v%d' % n,
+                         'target_portal': '192.0.2.200:3260',
+                         'target_lun': 0}},
+             'mount_device': '/dev/sd%s' % 'bcd'[n]} for n in numbers],
             'ephemerals': [], 'swap': None, 'root_device_name': None}
 
-        exc = self.assertRaises(nova_exception.MigrationPreCheckError,
-                                self.pre, bdi)
+    def test_volumes_are_connected_and_a_planned_vm_made(self):
+        self.flags(mounted_disk_query_retry_count=1,
+                   mounted_disk_query_retry_interval=0, group='hyperv')
+        self.running_vm_on_source()
+        volume = storage.SAN.add_iscsi_target(
+            'iqn.2010-10.org.openstack:v1', ['192.0.2.200:3260'],
+            luns=[0])[0]
 
-        self.assertIn('volumes', exc.format_message())
-        self.assertIn('not support', exc.format_message())
+        self.pre(self.volume_bdi(1))
+
+        disk = self.dest.sim.storage.disks[volume.uid]
+        self.assertEqual({self.name}, self.dest.sim.planned_vms)
+        self.assertEqual(
+            {'vol-1': storage.disk_drive_path('host2', disk.number)},
+            self.dest.sim.planned_vm_records[self.name])
+
+    def test_a_volume_that_does_not_connect_leaves_nothing(self):
+        self.flags(mounted_disk_query_retry_count=1,
+                   mounted_disk_query_retry_interval=0, group='hyperv')
+        self.running_vm_on_source()
+        storage.SAN.add_iscsi_target('iqn.2010-10.org.openstack:v1',
+                                     ['192.0.2.200:3260'], luns=[0])
+
+        self.assertRaises(brick_exception.BrickException, self.pre,
+                          self.volume_bdi(1, 2))
+
+        self.assertEqual([], self.dest.sim.storage.iscsi_sessions)
+        self.assertEqual(frozenset(), self.dest.sim.planned_vms)
         self.assertEqual([], os.listdir(self.dest.sim.instances_path))
 
     def test_bad_image_leaves_no_instance_dir(self):
