@@ -60,6 +60,7 @@ class HyperVDriver(driver.ComputeDriver):
         supports_device_tagging=True,
         supports_image_type_vhd=True,
         supports_image_type_vhdx=True,
+        supports_secure_boot=True,
     )
 
     def __init__(self, virtapi):
