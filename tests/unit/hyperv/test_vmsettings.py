@@ -114,6 +114,35 @@ class SecureBootTestCase(VMSettingsTestCase):
                           instance.name, msft_ca_required=False)
 
 
+class SimulatedHostRulesTestCase(VMSettingsTestCase):
+    """What the simulated Hyper-V host refuses, as Hyper-V does."""
+
+    def running_vm(self):
+        instance = self.make_instance()
+        self.create(instance)
+        self.hosts['host1'].start_by_hand(instance.name)
+        return instance
+
+    def test_firmware_and_processor_settings_need_an_off_vm(self):
+        instance = self.running_vm()
+        vmutils = self.vmops._vmutils
+
+        self.assertRaises(os_win_exc.HyperVException,
+                          vmutils.enable_secure_boot, instance.name, False)
+        self.assertRaises(os_win_exc.HyperVException,
+                          vmutils.set_nested_virtualization, instance.name,
+                          True)
+        vm = self.hosts['host1'].vms[instance.name]
+        self.assertFalse(vm.secure_boot)
+        self.assertFalse(vm.nested_virtualization)
+
+    def test_guarded_state_is_the_hosts(self):
+        hostutils = self.vmops._hostutils
+        self.assertFalse(hostutils.is_host_guarded())
+        self.hosts['host1'].guarded = True
+        self.assertTrue(hostutils.is_host_guarded())
+
+
 class SecureVMTestCase(VMSettingsTestCase):
 
     def test_vtpm_refused_naming_every_missing_requirement(self):
