@@ -113,3 +113,13 @@ class AttachNoVifPlugged(exception.VirtualInterfaceCreateException):
                 "s of adding it; the port was removed again. Check that "
                 "neutron-openvswitch-agent runs on this host and sees it on "
                 "the bridge")
+
+
+class VMRequestRefused(exception.InvalidInput):
+    """A flavor extra spec or image property the Hyper-V driver refuses.
+
+    Raised before anything of the VM is created (``hyperv.vmsettings``);
+    an ``InvalidInput``, so the build is aborted with this message rather
+    than rescheduled to hosts that would refuse it alike.
+    """
+    msg_fmt = _("%(reason)s")

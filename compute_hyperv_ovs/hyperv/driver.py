@@ -67,6 +67,7 @@ class HyperVDriver(driver.ComputeDriver):
         # A volume attached to two VMs would be one passthrough disk in
         # two VMs, which Hyper-V refuses.
         supports_multiattach=False,
+        supports_secure_boot=True,
     )
 
     def __init__(self, virtapi):

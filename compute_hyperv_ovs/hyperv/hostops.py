@@ -31,6 +31,10 @@ from compute_hyperv_ovs.hyperv import pathutils
 CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
 
+# Hyper-V backs guest memory with the host's small (4 KiB) pages; it has
+# no huge pages for VMs to ask for.
+SMALL_PAGE_KB = 4
+
 HYPERVISOR_TYPE = obj_fields.HVType.HYPERV
 
 # (architecture, hypervisor type, VM mode) of the guests a Hyper-V host
@@ -186,15 +190,25 @@ class HostOps(object):
         Hyper-V offers no CPU pinning or huge pages, so no cell has
         dedicated CPUs (``pcpuset``), siblings or page sizes.  nova 28
         ``_get_host_numa_topology`` left ``pcpuset`` (NUMACell 1.4, nova 21)
-        unset; here every field nova reads is set.
+        unset; here every field nova reads is set.  Each cell's memory is
+        one pool of 4 KiB pages: nova's resource tracker books an
+        instance's NUMA cells against the host cells' smallest page size
+        (``hardware.numa_usage_from_instance_numa``) and fails a claim on
+        a cell without pages, which nova 28's ``mempages=[]`` left.
         """
         cells = [objects.NUMACell(
             id=int(node['id']), cpuset=set(node['cpuset']), pcpuset=set(),
             memory=node['memory'], memory_usage=node['memory_usage'],
             cpu_usage=node['cpu_usage'], pinned_cpus=set(), siblings=[],
-            mempages=[], socket=None)
+            mempages=[self._small_pages(node['memory'])], socket=None)
             for node in self._hostutils.get_numa_nodes()]
         return objects.NUMATopology(cells=cells)
+
+    @staticmethod
+    def _small_pages(memory_mb):
+        return objects.NUMAPagesTopology(
+            size_kb=SMALL_PAGE_KB, total=memory_mb * units.Ki // SMALL_PAGE_KB,
+            used=0, reserved=0)
 
     def _pci_passthrough_devices(self):
         """Assignable PCI devices (Discrete Device Assignment), as JSON.

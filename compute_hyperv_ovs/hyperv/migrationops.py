@@ -39,6 +39,7 @@ from os_win import utilsfactory
 from oslo_log import log as logging
 from oslo_utils import units
 
+from compute_hyperv_ovs import exception as hyperv_exception
 from compute_hyperv_ovs.hyperv import block_device
 from compute_hyperv_ovs.hyperv import constants
 from compute_hyperv_ovs.hyperv import osutils
@@ -126,8 +127,15 @@ class MigrationOps(object):
 
         A server booted from a volume has no local root disk to shrink;
         a new flavor without ephemeral disk drops them, which is allowed
-        (compute-hyperv 16 ``MigrationOps._check_target_flavor``).
+        (compute-hyperv 16 ``MigrationOps._check_target_flavor``).  A new
+        flavor whose VM settings this host would refuse (``VMOps.
+        check_resize_flavor``: RemoteFX, CPU pinning, uneven NUMA nodes
+        ...) is refused here too, before anything moves.
         """
+        try:
+            self._vmops.check_resize_flavor(instance, flavor)
+        except hyperv_exception.VMRequestRefused as exc:
+            raise exception.InstanceFaultRollback(exc) from exc
         if (flavor.root_gb < instance.flavor.root_gb and
                 not self._block_dev_man.is_boot_from_volume(
                     block_device_info)):

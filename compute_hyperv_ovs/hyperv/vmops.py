@@ -15,9 +15,11 @@ fixes:
   with the reason (nova 28 logged it at debug level and raised a bare
   "Failed to attach network adapter device").
 
-Requests this driver does not implement yet (vNUMA, CPU pinning, PCI
-devices, RemoteFX, secure boot) are refused with ``InstanceUnacceptable``
-rather than ignored.
+What flavor and image ask of the VM's definition (secure boot, virtual
+NUMA, nested virtualization, dynamic memory) is checked before anything is
+created (``vmsettings``); requests this driver cannot honour (PCI devices,
+CPU pinning, vTPM, RemoteFX) are refused, with the reason, rather than
+ignored.
 
 Every VM is named after ``instance.name`` and carries the instance uuid in
 its notes (how :meth:`VMOps.list_instance_uuids` finds the instances).
@@ -32,7 +34,6 @@ import nova.conf
 from nova import exception as nova_exception
 from nova.i18n import _
 from nova import objects
-from nova.objects import fields
 from nova import version
 from nova.virt import configdrive
 from nova.virt import driver
@@ -52,6 +53,7 @@ from compute_hyperv_ovs.hyperv import block_device
 from compute_hyperv_ovs.hyperv import constants
 from compute_hyperv_ovs.hyperv import osutils
 from compute_hyperv_ovs.hyperv import pathutils
+from compute_hyperv_ovs.hyperv import vmsettings
 from compute_hyperv_ovs.hyperv import volumeops
 
 CONF = nova.conf.CONF
@@ -112,6 +114,7 @@ class VMOps(object):
         self._pathutils = pathutils.PathUtils()
         self._block_dev_man = block_device.BlockDeviceInfoManager()
         self._volumeops = volumeops.VolumeOps()
+        self._settings_builder = vmsettings.VMSettingsBuilder()
 
     @property
     def vif_driver(self):
@@ -214,23 +217,35 @@ class VMOps(object):
 
         :raises nova.exception.InstanceUnacceptable: naming the request.
         """
-        def refuse(what):
+        if instance.pci_requests and instance.pci_requests.requests:
             raise nova_exception.InstanceUnacceptable(
                 instance_id=instance.uuid,
-                reason=_('%s is not supported by this Hyper-V driver yet') %
-                what)
+                reason=_('PCI passthrough is not supported by this Hyper-V '
+                         'driver yet'))
 
-        if hardware.numa_get_constraints(instance.flavor, image_meta):
-            refuse(_('a NUMA topology (hw:numa_* or hw:cpu_policy)'))
-        if instance.pci_requests and instance.pci_requests.requests:
-            refuse(_('PCI passthrough'))
-        specs = instance.flavor.extra_specs or {}
-        if specs.get(constants.FLAVOR_SPEC_REMOTEFX_RESOLUTION):
-            refuse(_('RemoteFX (os:resolution)'))
-        if fields.SecureBoot.REQUIRED in (
-                specs.get(constants.FLAVOR_SPEC_SECURE_BOOT),
-                image_meta.properties.get('os_secure_boot')):
-            refuse(_('secure boot'))
+    def vm_settings(self, instance, image_meta, vm_gen, flavor=None):
+        """The flavor's and image's VM settings; refuses what cannot be.
+
+        See ``vmsettings.VMSettingsBuilder.settings``; nothing is created.
+
+        :param flavor: the flavor to check, default ``instance.flavor``
+            (a resize passes its new flavor).
+        :returns: ``vmsettings.VMSettings``.
+        :raises compute_hyperv_ovs.exception.VMRequestRefused: with what
+            to change.
+        """
+        return self._settings_builder.settings(instance, image_meta, vm_gen,
+                                               flavor=flavor)
+
+    def check_resize_flavor(self, instance, flavor):
+        """Refuse, before a resize moves anything, a flavor that cannot be.
+
+        :raises compute_hyperv_ovs.exception.VMRequestRefused: with what
+            to change.
+        """
+        self.vm_settings(instance, objects.ImageMeta.from_instance(instance),
+                         self._vmutils.get_vm_generation(instance.name),
+                         flavor=flavor)
 
     # ---- spawn ----
 
@@ -253,13 +268,14 @@ class VMOps(object):
         self.check_image(instance, image_meta, block_device_info)
         self.check_config_drive(instance)
         self.check_not_yet_supported(instance, image_meta)
+        vm_gen = self.get_image_vm_generation(instance.uuid, image_meta)
+        self.vm_settings(instance, image_meta, vm_gen)
         self._check_network(network_info)
         LOG.info('Spawning new instance', instance=instance)
         if self._vmutils.vm_exists(instance.name):
             raise nova_exception.InstanceExists(name=instance.name)
         # Files left by an earlier attempt would end up in the new VM.
         self._delete_disk_files(instance.name)
-        vm_gen = self.get_image_vm_generation(instance.uuid, image_meta)
         self._block_dev_man.validate_and_update_bdi(
             instance, image_meta, vm_gen, block_device_info)
         root_device = block_device_info['root_disk']
@@ -437,17 +453,29 @@ class VMOps(object):
         """Create the VM with its disks, COM port pipe and vNICs (off).
 
         The vNICs are created here, named after their neutron port ids; the
-        VIF driver connects them (:meth:`plug_vifs`).
+        VIF driver connects them (:meth:`plug_vifs`).  Memory, processors,
+        virtual NUMA, nested virtualization and secure boot follow
+        :meth:`vm_settings`, checked before the VM is defined.
+
+        :raises compute_hyperv_ovs.exception.VMRequestRefused: the flavor
+            or image asks for what this host cannot give (nothing
+            created).
         """
         name = instance.name
-        self._vmutils.create_vm(name, False, vm_gen,
+        settings = self.vm_settings(instance, image_meta, vm_gen)
+        self._vmutils.create_vm(name, settings.vnuma_enabled, vm_gen,
                                 self._pathutils.get_instance_dir(name),
                                 [instance.uuid])
         self._vmutils.update_vm(
-            name, instance.flavor.memory_mb, None, instance.flavor.vcpus,
-            None, CONF.hyperv.limit_cpu_features,
-            CONF.hyperv.dynamic_memory_ratio,
+            name, instance.flavor.memory_mb, settings.memory_per_numa_node,
+            instance.flavor.vcpus, settings.vcpus_per_numa_node,
+            CONF.hyperv.limit_cpu_features, settings.dynamic_memory_ratio,
             chassis_asset_tag=version.product_string())
+        if settings.nested_virtualization:
+            self._vmutils.set_nested_virtualization(name, True)
+        if settings.secure_boot:
+            self._vmutils.enable_secure_boot(
+                name, msft_ca_required=settings.secure_boot_msft_ca)
         self._vmutils.create_scsi_controller(name)
         if root_device['type'] == constants.DISK:
             self._attach_drive(name, root_device['path'],

@@ -7,6 +7,7 @@ from nova.compute import provider_tree
 from nova import exception
 from nova import objects
 from nova import test
+from nova.virt import hardware
 import os_resource_classes as orc
 from os_win import constants as os_win_const
 from os_win import utilsfactory
@@ -89,6 +90,32 @@ class HostOpsTestCase(test.NoDBTestCase):
         self.assertEqual(32768, cell.memory)
         self.assertEqual(2048, cell.memory_usage)
         self.assertEqual(0, cell.avail_pcpus)
+
+    def test_each_numa_node_is_a_cell_nova_can_place_a_vm_on(self):
+        host, ops = self._hostops(sockets=2, cores_per_socket=4,
+                                  threads_per_core=2, memory_mb=32768,
+                                  numa_nodes=2)
+        topology = objects.NUMATopology.obj_from_db_obj(
+            ops.get_available_resource()['numa_topology'])
+
+        self.assertEqual([set(range(8)), set(range(8, 16))],
+                         [cell.cpuset for cell in topology.cells])
+        for cell in topology.cells:
+            self.assertEqual(16384, cell.memory)
+            # One pool of 4 KiB pages holding the cell's memory: nova's
+            # claims book instance cells against the smallest page size.
+            self.assertEqual([(4, 16384 * 1024 // 4)],
+                             [(p.size_kb, p.total) for p in cell.mempages])
+        # An instance of two even cells fits, as nova's claim checks.
+        wanted = objects.InstanceNUMATopology(cells=[
+            objects.InstanceNUMACell(id=i, cpuset={2 * i, 2 * i + 1},
+                                     pcpuset=set(), memory=1024)
+            for i in range(2)])
+        fitted = hardware.numa_fit_instance_to_host(topology, wanted,
+                                                    provider_mapping=None)
+        self.assertIsNotNone(fitted)
+        self.assertIsNotNone(hardware.numa_usage_from_instance_numa(
+            topology, fitted))
 
     def test_memory_used_grows_with_running_vms(self):
         host, ops = self._hostops(memory_mb=16384, host_os_memory_mb=1024)
