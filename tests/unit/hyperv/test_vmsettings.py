@@ -4,12 +4,17 @@ Each request is checked by creating the VM through ``VMOps`` and reading
 it back as the simulated Hyper-V host holds it; each refusal leaves no VM.
 """
 
+import os
+
 from nova import exception as nova_exception
 from nova import objects
 from os_win import exceptions as os_win_exc
+from os_win import utilsfactory
+from oslo_utils import units
 from oslo_utils import uuidutils
 
 from compute_hyperv_ovs import exception
+from compute_hyperv_ovs.hyperv import block_device
 from compute_hyperv_ovs.hyperv import constants
 from compute_hyperv_ovs_api import extra_specs
 from tests.unit import test_vmops
@@ -37,8 +42,16 @@ class VMSettingsTestCase(test_vmops.VMOpsTestCase):
     def create(self, instance, meta=None, vm_gen=constants.VM_GEN_2):
         """Create the VM as spawn does; returns the simulated VM."""
         meta = meta or image_meta()
-        self.vmops.create_instance(instance, [], {'type': constants.VOLUME},
-                                   {'ephemerals': []}, vm_gen, meta)
+        root = os.path.join(self.instances_path, instance.uuid + '.vhdx')
+        with self.hosts.building('host1'):
+            utilsfactory.get_vhdutils().create_dynamic_vhd(root, units.Gi)
+        root_device = {'type': constants.DISK, 'path': root,
+                       'disk_bus': block_device.BOOT_BUS[vm_gen],
+                       'drive_addr': 0, 'ctrl_disk_addr': 0}
+        self.vmops.create_instance(instance, [], root_device,
+                                   {'ephemerals': [],
+                                    'block_device_mapping': []},
+                                   vm_gen, meta)
         return self.hosts['host1'].vms[instance.name]
 
     def refused(self, instance, meta=None, vm_gen=constants.VM_GEN_2):
