@@ -26,6 +26,7 @@ os-win errors reach nova as they are raised; the ops objects turn the
 ones an operator can act on into nova exceptions that say what to do.
 """
 
+from nova.compute import task_states
 from nova import exception
 from nova.virt import driver
 from nova.virt import node
@@ -39,6 +40,7 @@ from compute_hyperv_ovs.hyperv import imagecache
 from compute_hyperv_ovs.hyperv import livemigrationops
 from compute_hyperv_ovs.hyperv import migrationops
 from compute_hyperv_ovs.hyperv import osutils
+from compute_hyperv_ovs.hyperv import pathutils
 from compute_hyperv_ovs.hyperv import serialconsole
 from compute_hyperv_ovs.hyperv import snapshotops
 from compute_hyperv_ovs.hyperv import vmops
@@ -56,6 +58,7 @@ class HyperVDriver(driver.ComputeDriver):
     capabilities = dict(
         driver.ComputeDriver.capabilities,
         has_imagecache=True,
+        supports_evacuate=True,
         supports_attach_interface=True,
         supports_device_tagging=True,
         supports_image_type_vhd=True,
@@ -67,6 +70,7 @@ class HyperVDriver(driver.ComputeDriver):
         osutils.use_thread_local_connections()
         self._check_minimum_windows_version()
         self._hostops = hostops.HostOps()
+        self._pathutils = pathutils.PathUtils()
         self._imagecache = imagecache.ImageCache()
         self._serialconsoleops = serialconsole.SerialConsoleOps()
         self._vmops = self._build_vmops(virtapi)
@@ -164,9 +168,21 @@ class HyperVDriver(driver.ComputeDriver):
     def spawn(self, context, instance, image_meta, injected_files,
               admin_password, allocations, network_info=None,
               block_device_info=None, power_on=True, accel_info=None):
+        """Build and start the VM (a new server, a rebuild or an evacuation).
+
+        nova 34 evacuates through ``ComputeManager._rebuild_default_impl``
+        (this driver has no ``rebuild`` of its own): on the destination it
+        calls this method with the instance in ``REBUILD_SPAWNING``.  When
+        the instance's disks are on this host's instances path then (shared
+        with the failed host, :meth:`instance_on_disk`), the VM is built on
+        them; otherwise they are made from the image.  A rebuild on the same
+        host destroyed the disks before, so it always starts from the image.
+        """
+        reuse_disks = (instance.task_state == task_states.REBUILD_SPAWNING
+                       and self.instance_on_disk(instance))
         self._vmops.spawn(context, instance, image_meta, injected_files,
                           admin_password, network_info, block_device_info,
-                          power_on=power_on)
+                          power_on=power_on, reuse_disks=reuse_disks)
 
     def destroy(self, context, instance, network_info, block_device_info=None,
                 destroy_disks=True, destroy_secrets=True):
@@ -334,6 +350,25 @@ class HyperVDriver(driver.ComputeDriver):
                                            block_device_info=None):
         self._livemigrationops.post_live_migration_at_destination(
             context, instance, network_info, block_migration)
+
+    # ---- evacuation: whose files are they? ----
+
+    def instance_on_disk(self, instance):
+        """Whether this host sees the instance's root disk (bool).
+
+        nova asks on an evacuation's destination (``ComputeManager.
+        _do_rebuild_instance``) and keeps the disks when True.
+        """
+        return self._pathutils.instance_files_here(instance.name)
+
+    def check_instance_shared_storage_local(self, context, instance):
+        return self._pathutils.check_instance_shared_storage_local(instance)
+
+    def check_instance_shared_storage_remote(self, context, data):
+        return self._pathutils.check_instance_shared_storage_remote(data)
+
+    def check_instance_shared_storage_cleanup(self, context, data):
+        self._pathutils.check_instance_shared_storage_cleanup(data)
 
     def get_instance_disk_info(self, instance, block_device_info=None):
         # Hyper-V moves the disks itself (shared-nothing live migration);
