@@ -8,6 +8,8 @@ Each method hands the call to the one object that owns the concern:
 - :mod:`.snapshotops`, :mod:`.migrationops` (cold migration and resize),
   :mod:`.livemigrationops`;
 - :mod:`.hostops`: the host's resources, address, uptime, power;
+- :mod:`.maintenance`: maintenance mode (the host drained through nova's
+  compute API);
 - :mod:`.eventhandler`: Hyper-V's power state events, turned into nova's
   lifecycle events;
 - :mod:`.serialconsole`: the VMs' console logs;
@@ -38,6 +40,7 @@ from compute_hyperv_ovs.hyperv import eventhandler
 from compute_hyperv_ovs.hyperv import hostops
 from compute_hyperv_ovs.hyperv import imagecache
 from compute_hyperv_ovs.hyperv import livemigrationops
+from compute_hyperv_ovs.hyperv import maintenance
 from compute_hyperv_ovs.hyperv import migrationops
 from compute_hyperv_ovs.hyperv import osutils
 from compute_hyperv_ovs.hyperv import pathutils
@@ -78,6 +81,8 @@ class HyperVDriver(driver.ComputeDriver):
         self._diagnosticsops = diagnostics.DiagnosticsOps()
         self._migrationops = self._build_migrationops()
         self._livemigrationops = self._build_livemigrationops()
+        self._maintenance = maintenance.HostMaintenance(
+            self._vmops.list_instance_uuids)
         self._event_handler = eventhandler.InstanceEventHandler(
             state_change_callback=self.emit_event,
             vm_started_callback=self._serialconsoleops.start_console_handler,
@@ -162,6 +167,9 @@ class HyperVDriver(driver.ComputeDriver):
 
     def host_power_action(self, action):
         return self._hostops.host_power_action(action)
+
+    def host_maintenance_mode(self, host, mode):
+        return self._maintenance.host_maintenance_mode(host, mode)
 
     # ---- the VM ----
 
