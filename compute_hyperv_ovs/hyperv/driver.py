@@ -32,7 +32,6 @@ from nova.compute import task_states
 from nova import exception
 from nova.virt import driver
 from nova.virt import node
-from os_win import utilsfactory
 from oslo_log import log as logging
 
 from compute_hyperv_ovs.hyperv import diagnostics
@@ -50,9 +49,14 @@ from compute_hyperv_ovs.hyperv import vmops
 
 LOG = logging.getLogger(__name__)
 
-# Windows Server 2012 R2 (6.3): os-win's minimum, and the oldest release
-# nova 28 still ran on (driver._check_minimum_windows_version).
-MIN_WINDOWS_VERSION = (6, 3)
+# Windows Server 2012 (6.2): the oldest Windows os-win 5.9.0 has utils for
+# (utilsfactory.DEFAULT_MIN_VERSION; VMUtils and NetworkUtils still have a
+# 6.2 variant), and the oldest nova 28 accepted
+# (driver._check_minimum_windows_version).
+MIN_WINDOWS_VERSION = (6, 2)
+# Older than this (Windows Server 2012 R2, 6.3) is accepted with a warning:
+# nova 28 deprecated 6.2 in Queens; 6.2 runs only generation 1 VMs.
+DEPRECATED_BELOW_WINDOWS_VERSION = (6, 3)
 
 
 class HyperVDriver(driver.ComputeDriver):
@@ -71,8 +75,8 @@ class HyperVDriver(driver.ComputeDriver):
     def __init__(self, virtapi):
         super().__init__(virtapi)
         osutils.use_thread_local_connections()
-        self._check_minimum_windows_version()
         self._hostops = hostops.HostOps()
+        self._check_minimum_windows_version()
         self._pathutils = pathutils.PathUtils()
         self._imagecache = imagecache.ImageCache()
         self._serialconsoleops = serialconsole.SerialConsoleOps()
@@ -113,12 +117,29 @@ class HyperVDriver(driver.ComputeDriver):
             self._vmops, self._imagecache, self._serialconsoleops,
             destination_checks)
 
-    @staticmethod
-    def _check_minimum_windows_version():
-        hostutils = utilsfactory.get_hostutils()
-        if not hostutils.check_min_windows_version(*MIN_WINDOWS_VERSION):
-            raise exception.HypervisorTooOld(
-                version='.'.join(map(str, MIN_WINDOWS_VERSION)))
+    def _check_minimum_windows_version(self):
+        """Refuse a Windows older than 6.2; warn on 6.2 (Server 2012).
+
+        :raises nova.exception.HypervisorTooOld: older than
+            ``MIN_WINDOWS_VERSION``; nova-compute does not start.
+        """
+        minimum = '.'.join(map(str, MIN_WINDOWS_VERSION))
+        if not self._hostops.is_windows_version_at_least(
+                *MIN_WINDOWS_VERSION):
+            LOG.error('Windows %(found)s is too old for this driver: it '
+                      'needs Windows Server %(minimum)s (2012) or later, '
+                      'and 2016 or later for all of its features.',
+                      {'found': self._hostops.get_windows_version(),
+                       'minimum': minimum})
+            raise exception.HypervisorTooOld(version=minimum)
+        if not self._hostops.is_windows_version_at_least(
+                *DEPRECATED_BELOW_WINDOWS_VERSION):
+            LOG.warning('Windows Server 2012 (%s) is deprecated for this '
+                        'driver, as it was in nova 28, and Microsoft no '
+                        'longer supports it; its VMs are generation 1 only. '
+                        'Move this host to Windows Server 2016 or later: a '
+                        'later release will refuse 2012.',
+                        self._hostops.get_windows_version())
 
     # ---- service life ----
 
