@@ -24,8 +24,10 @@ provides (``compute_hyperv_ovs.driver.HyperVOVSDriver`` for Open vSwitch).
 Volumes are not supported yet: a build or attach that needs one is refused
 with a clear error (:mod:`.block_device`).
 
-os-win errors reach nova as they are raised; the ops objects turn the
-ones an operator can act on into nova exceptions that say what to do.
+The ops objects turn the os-win errors an operator can act on into nova
+exceptions that say what to do; any other os-win error becomes a nova
+exception naming the driver method it came out of (:mod:`.boundary`,
+applied to every public method of this class and of classes built on it).
 """
 
 from nova.compute import task_states
@@ -34,6 +36,7 @@ from nova.virt import driver
 from nova.virt import node
 from oslo_log import log as logging
 
+from compute_hyperv_ovs.hyperv import boundary
 from compute_hyperv_ovs.hyperv import diagnostics
 from compute_hyperv_ovs.hyperv import eventhandler
 from compute_hyperv_ovs.hyperv import hostops
@@ -59,7 +62,7 @@ MIN_WINDOWS_VERSION = (6, 2)
 DEPRECATED_BELOW_WINDOWS_VERSION = (6, 3)
 
 
-class HyperVDriver(driver.ComputeDriver):
+class HyperVDriver(boundary.ConvertsOSWinErrors, driver.ComputeDriver):
     """A Hyper-V host as a nova compute node."""
 
     capabilities = dict(
