@@ -17,6 +17,18 @@ from tests.functional import test_migration
 # nova 34 os-hosts: removed from microversion 2.43 on.
 OS_HOSTS_MICROVERSION = '2.42'
 OFF = os_win_const.HYPERV_VM_STATE_DISABLED
+
+# The traits the driver's capabilities give a Hyper-V compute node in
+# placement (nova.virt.driver.CAPABILITY_TRAITS_MAP): the one place to add
+# a trait when a capability is turned on.
+DRIVER_TRAITS = frozenset([
+    'COMPUTE_NET_ATTACH_INTERFACE',     # supports_attach_interface
+    'COMPUTE_DEVICE_TAGGING',           # supports_device_tagging
+    'COMPUTE_IMAGE_TYPE_VHD',           # supports_image_type_vhd
+    'COMPUTE_IMAGE_TYPE_VHDX',          # supports_image_type_vhdx
+])
+# What nova's resource tracker sets on every compute node it owns.
+NOVA_TRAITS = frozenset(['COMPUTE_NODE', 'OWNER_NOVA'])
 UPTIME = re.compile(r'^\d\d:\d\d:\d\d up (\d+ days?, )?\d+:\d\d:\d\d,  '
                     r'0 users,  load average: 0, 0, 0$')
 
@@ -181,3 +193,27 @@ class HostMaintenanceModeTest(test_migration.MigrationTestBase):
             server, {'OS-EXT-SRV-ATTR:host': 'host2',
                      'OS-EXT-STS:task_state': None})
         self.assert_runs_on('host2', server, port)
+
+
+class ComputeNodeTraitsTest(base.HyperVOVSTestBase):
+
+    def setUp(self):
+        super().setUp()
+        self.start_compute('host1')
+
+    def traits(self):
+        return set(self._get_provider_traits(
+            self._get_provider_uuid_by_host('host1')))
+
+    def test_placement_has_exactly_the_drivers_traits(self):
+        self.assertEqual(set(DRIVER_TRAITS | NOVA_TRAITS), self.traits())
+
+    def test_image_type_exclude_list_takes_a_type_away(self):
+        # [compute] image_type_exclude_list is the operator's say over the
+        # image type traits (nova.virt.driver._check_image_type_exclude_
+        # list): read at the next provider tree update.
+        self.flags(image_type_exclude_list=['vhd'], group='compute')
+        self._run_periodics()
+        self.assertEqual(
+            set(DRIVER_TRAITS | NOVA_TRAITS) - {'COMPUTE_IMAGE_TYPE_VHD'},
+            self.traits())

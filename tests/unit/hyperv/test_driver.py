@@ -13,6 +13,7 @@ from nova import context as nova_context
 from nova import exception as nova_exception
 from nova import test
 from nova.tests.unit import fake_instance
+from nova.virt import driver as nova_driver
 from os_win import constants as os_win_const
 from os_win import exceptions as os_win_exc
 from os_win import utilsfactory
@@ -147,3 +148,17 @@ class ExceptionBoundaryTestCase(DriverTestBase):
         exc = self.assertRaises(nova_exception.InstanceNotFound,
                                 back_end.vm_summary, self.instance)
         self.assertIn('Hyper-V has no VM for vm_summary', str(exc))
+
+
+class CapabilitiesTestCase(test.NoDBTestCase):
+
+    def test_every_nova_capability_is_decided(self):
+        # A capability nova adds must be set here on purpose: the facade's
+        # dict does not inherit nova's defaults.
+        self.assertEqual(set(), set(nova_driver.ComputeDriver.capabilities) -
+                         set(driver.HyperVDriver.capabilities))
+
+    def test_no_capability_nova_does_not_know(self):
+        known = (set(nova_driver.ComputeDriver.capabilities) |
+                 set(nova_driver.CAPABILITY_TRAITS_MAP))
+        self.assertEqual(set(), set(driver.HyperVDriver.capabilities) - known)
