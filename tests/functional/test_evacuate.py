@@ -107,6 +107,33 @@ class SharedInstancesPathEvacuateTest(EvacuateTestBase):
         self.assert_allocated_on('host2', server)
 
 
+class FailedEvacuationOnSharedStorageTest(EvacuateTestBase):
+
+    SHARED_INSTANCES_PATH = True
+
+    def setUp(self):
+        super().setUp()
+        # host2's Windows keeps nearly all of its memory for itself: nova's
+        # inventory has room for the server, Hyper-V cannot start it.
+        host2 = self.host('host2')
+        host2.host_os_memory_mb = host2.memory_mb - 512
+
+    def test_failed_spawn_leaves_the_shared_disk(self):
+        server, port = self.boot(self.image, host='host1')
+        name = server['OS-EXT-SRV-ATTR:instance_name']
+        path, inode, disk = self.root_file(server, 'host1')
+        self.fail_host('host1', [server])
+
+        self._evacuate_server(server, expected_state='ERROR',
+                              expected_migration_status='failed')
+
+        self.assertNotIn(name, self.host('host2').vms)
+        self.assert_no_ovs_port('host2', port)
+        # The server's disk is still there, the same file, for the
+        # operator to evacuate again or for host1 when it comes back.
+        self.assertEqual((inode, disk), self.root_file(server, 'host1')[1:])
+
+
 class SharedNothingEvacuateTest(EvacuateTestBase):
 
     SHARED_INSTANCES_PATH = False
