@@ -75,7 +75,9 @@ class HyperVDriver(boundary.ConvertsOSWinErrors, driver.ComputeDriver):
         # spawn builds an evacuated VM on a shared instances path, or from
         # the image (no trait).
         'supports_evacuate': True,
-        # migrationops moves the disks to another host only.
+        # A resize may stay on this host (allow_resize_to_same_host;
+        # migrationops copies through <instance dir>_tmp), but a cold
+        # migration onto the same host is not offered (nor in nova 28).
         'supports_migrate_to_same_host': False,
         # vmops.attach_interface / detach_interface (hot on generation 2
         # with Windows Server 2016 or later).
