@@ -118,6 +118,16 @@ HYPERV_OPTS = (
                 default=[],
                 help='The iSCSI initiators (HBA names) volume sessions may '
                      'use. Empty: Windows chooses.'),
+    cfg.IntOpt('evacuate_task_state_timeout',
+               default=600,
+               min=1,
+               help='Host maintenance mode (os-hosts API, microversion 2.42 '
+                    'or older): seconds to wait for each server on this '
+                    'host to finish the task it has (before it is moved) '
+                    'and then its move to another host (live migration '
+                    'for an active server, cold migration for a stopped '
+                    'one). A server still here after that makes the '
+                    'request fail, and the host stays disabled.'),
 )
 
 # Options of the driver's port sync (compute_hyperv_ovs.portsync), in the

@@ -8,6 +8,8 @@ Each method hands the call to the one object that owns the concern:
 - :mod:`.snapshotops`, :mod:`.migrationops` (cold migration and resize),
   :mod:`.livemigrationops`;
 - :mod:`.hostops`: the host's resources, address, uptime, power;
+- :mod:`.maintenance`: maintenance mode (the host drained through nova's
+  compute API);
 - :mod:`.eventhandler`: Hyper-V's power state events, turned into nova's
   lifecycle events;
 - :mod:`.serialconsole`: the VMs' console logs and serial consoles;
@@ -23,23 +25,28 @@ Cinder volumes (iSCSI, Fibre Channel, RBD, SMB) go through
 :mod:`.volumeops` and os-brick's Windows connectors; :mod:`.block_device`
 gives them their controller slots.
 
-os-win errors reach nova as they are raised; the ops objects turn the
-ones an operator can act on into nova exceptions that say what to do.
+The ops objects turn the os-win errors an operator can act on into nova
+exceptions that say what to do; any other os-win error becomes a nova
+exception naming the driver method it came out of (:mod:`.boundary`,
+applied to every public method of this class and of classes built on it).
 """
 
+from nova.compute import task_states
 from nova import exception
 from nova.virt import driver
 from nova.virt import node
-from os_win import utilsfactory
 from oslo_log import log as logging
 
+from compute_hyperv_ovs.hyperv import boundary
 from compute_hyperv_ovs.hyperv import diagnostics
 from compute_hyperv_ovs.hyperv import eventhandler
 from compute_hyperv_ovs.hyperv import hostops
 from compute_hyperv_ovs.hyperv import imagecache
 from compute_hyperv_ovs.hyperv import livemigrationops
+from compute_hyperv_ovs.hyperv import maintenance
 from compute_hyperv_ovs.hyperv import migrationops
 from compute_hyperv_ovs.hyperv import osutils
+from compute_hyperv_ovs.hyperv import pathutils
 from compute_hyperv_ovs.hyperv import serialconsole
 from compute_hyperv_ovs.hyperv import snapshotops
 from compute_hyperv_ovs.hyperv import vmops
@@ -47,34 +54,88 @@ from compute_hyperv_ovs.hyperv import volumeattach
 
 LOG = logging.getLogger(__name__)
 
-# Windows Server 2012 R2 (6.3): os-win's minimum, and the oldest release
-# nova 28 still ran on (driver._check_minimum_windows_version).
-MIN_WINDOWS_VERSION = (6, 3)
+# Windows Server 2012 (6.2): the oldest Windows os-win 5.9.0 has utils for
+# (utilsfactory.DEFAULT_MIN_VERSION; VMUtils and NetworkUtils still have a
+# 6.2 variant), and the oldest nova 28 accepted
+# (driver._check_minimum_windows_version).
+MIN_WINDOWS_VERSION = (6, 2)
+# Older than this (Windows Server 2012 R2, 6.3) is accepted with a warning:
+# nova 28 deprecated 6.2 in Queens; 6.2 runs only generation 1 VMs.
+DEPRECATED_BELOW_WINDOWS_VERSION = (6, 3)
 
 
-class HyperVDriver(driver.ComputeDriver):
+class HyperVDriver(boundary.ConvertsOSWinErrors, driver.ComputeDriver):
     """A Hyper-V host as a nova compute node."""
 
-    capabilities = dict(
-        driver.ComputeDriver.capabilities,
-        has_imagecache=True,
-        supports_attach_interface=True,
-        supports_device_tagging=True,
-        supports_image_type_vhd=True,
-        supports_image_type_vhdx=True,
-        supports_extend_volume=True,
-        supports_tagged_attach_volume=True,
+    # Each of nova 34's ComputeDriver.capabilities, set to what this driver
+    # does (nova turns most into the compute node's placement traits,
+    # nova.virt.driver.CAPABILITY_TRAITS_MAP); a key nova adds later is
+    # False here until it is decided (tests/unit/hyperv/test_driver.py).
+    capabilities = {
+        # imagecache.ImageCache.update ages out _base.
+        'has_imagecache': True,
+        # spawn builds an evacuated VM on a shared instances path, or from
+        # the image (no trait).
+        'supports_evacuate': True,
+        # A resize may stay on this host (allow_resize_to_same_host;
+        # migrationops copies through <instance dir>_tmp), but a cold
+        # migration onto the same host is not offered (nor in nova 28).
+        'supports_migrate_to_same_host': False,
+        # vmops.attach_interface / detach_interface (hot on generation 2
+        # with Windows Server 2016 or later).
+        'supports_attach_interface': True,
+        # Tagged NICs go into the device metadata at spawn (vmops.
+        # _save_device_metadata), but an attached NIC's tag does not.
+        'supports_device_tagging': True,
+        'supports_tagged_attach_interface': False,
+        # Cinder volumes through volumeops; a tagged volume goes into the
+        # device metadata on attach, and nova's volume-extended event
+        # grows the disk.
+        'supports_tagged_attach_volume': True,
+        'supports_extend_volume': True,
         # A volume attached to two VMs would be one passthrough disk in
         # two VMs, which Hyper-V refuses.
-        supports_multiattach=False,
-        supports_secure_boot=True,
-    )
+        'supports_multiattach': False,
+        'supports_bfv_rescue': False,
+        # imagecache hands the instance's trusted certificates to nova's
+        # image download; not offered until tested end to end (issue 17).
+        'supports_trusted_certs': False,
+        # vmsettings refuses CPU pinning; vmops refuses PCI passthrough.
+        'supports_pcpus': False,
+        'supports_socket_pci_numa_affinity': False,
+        # vmsettings: os:secure_boot / os_secure_boot on generation 2.
+        'supports_secure_boot': True,
+        'supports_accelerators': False,
+        'supports_vtpm': False,
+        'supports_remote_managed_ports': False,
+        'supports_address_space_passthrough': False,
+        'supports_address_space_emulated': False,
+        'supports_virtio_fs': False,
+        'supports_mem_backing_file': False,
+        'supports_ephemeral_encryption': False,
+        'supports_ephemeral_encryption_luks': False,
+        'supports_ephemeral_encryption_plain': False,
+        # imagecache boots VHD and VHDX images and refuses any other
+        # disk_format (ImageNotVHD).
+        'supports_image_type_vhd': True,
+        'supports_image_type_vhdx': True,
+        'supports_image_type_aki': False,
+        'supports_image_type_ami': False,
+        'supports_image_type_ari': False,
+        'supports_image_type_iso': False,
+        'supports_image_type_qcow2': False,
+        'supports_image_type_raw': False,
+        'supports_image_type_vdi': False,
+        'supports_image_type_vmdk': False,
+        'supports_image_type_ploop': False,
+    }
 
     def __init__(self, virtapi):
         super().__init__(virtapi)
         osutils.use_thread_local_connections()
-        self._check_minimum_windows_version()
         self._hostops = hostops.HostOps()
+        self._check_minimum_windows_version()
+        self._pathutils = pathutils.PathUtils()
         self._imagecache = imagecache.ImageCache()
         self._serialconsoleops = serialconsole.SerialConsoleOps()
         self._vmops = self._build_vmops(virtapi)
@@ -84,6 +145,8 @@ class HyperVDriver(driver.ComputeDriver):
         self._livemigrationops = self._build_livemigrationops()
         self._volumeattach = volumeattach.VolumeAttachOps(
             self._vmops.volumeops)
+        self._maintenance = maintenance.HostMaintenance(
+            self._vmops.list_instance_uuids)
         self._event_handler = eventhandler.InstanceEventHandler(
             state_change_callback=self.emit_event,
             vm_started_callback=self._vm_started,
@@ -119,12 +182,29 @@ class HyperVDriver(driver.ComputeDriver):
             self._vmops, self._imagecache, self._serialconsoleops,
             destination_checks)
 
-    @staticmethod
-    def _check_minimum_windows_version():
-        hostutils = utilsfactory.get_hostutils()
-        if not hostutils.check_min_windows_version(*MIN_WINDOWS_VERSION):
-            raise exception.HypervisorTooOld(
-                version='.'.join(map(str, MIN_WINDOWS_VERSION)))
+    def _check_minimum_windows_version(self):
+        """Refuse a Windows older than 6.2; warn on 6.2 (Server 2012).
+
+        :raises nova.exception.HypervisorTooOld: older than
+            ``MIN_WINDOWS_VERSION``; nova-compute does not start.
+        """
+        minimum = '.'.join(map(str, MIN_WINDOWS_VERSION))
+        if not self._hostops.is_windows_version_at_least(
+                *MIN_WINDOWS_VERSION):
+            LOG.error('Windows %(found)s is too old for this driver: it '
+                      'needs Windows Server %(minimum)s (2012) or later, '
+                      'and 2016 or later for all of its features.',
+                      {'found': self._hostops.get_windows_version(),
+                       'minimum': minimum})
+            raise exception.HypervisorTooOld(version=minimum)
+        if not self._hostops.is_windows_version_at_least(
+                *DEPRECATED_BELOW_WINDOWS_VERSION):
+            LOG.warning('Windows Server 2012 (%s) is deprecated for this '
+                        'driver, as it was in nova 28, and Microsoft no '
+                        'longer supports it; its VMs are generation 1 only. '
+                        'Move this host to Windows Server 2016 or later: a '
+                        'later release will refuse 2012.',
+                        self._hostops.get_windows_version())
 
     # ---- service life ----
 
@@ -174,14 +254,29 @@ class HyperVDriver(driver.ComputeDriver):
     def host_power_action(self, action):
         return self._hostops.host_power_action(action)
 
+    def host_maintenance_mode(self, host, mode):
+        return self._maintenance.host_maintenance_mode(host, mode)
+
     # ---- the VM ----
 
     def spawn(self, context, instance, image_meta, injected_files,
               admin_password, allocations, network_info=None,
               block_device_info=None, power_on=True, accel_info=None):
+        """Build and start the VM (a new server, a rebuild or an evacuation).
+
+        nova 34 evacuates through ``ComputeManager._rebuild_default_impl``
+        (this driver has no ``rebuild`` of its own): on the destination it
+        calls this method with the instance in ``REBUILD_SPAWNING``.  When
+        the instance's disks are on this host's instances path then (shared
+        with the failed host, :meth:`instance_on_disk`), the VM is built on
+        them; otherwise they are made from the image.  A rebuild on the same
+        host destroyed the disks before, so it always starts from the image.
+        """
+        reuse_disks = (instance.task_state == task_states.REBUILD_SPAWNING
+                       and self.instance_on_disk(instance))
         self._vmops.spawn(context, instance, image_meta, injected_files,
                           admin_password, network_info, block_device_info,
-                          power_on=power_on)
+                          power_on=power_on, reuse_disks=reuse_disks)
 
     def destroy(self, context, instance, network_info, block_device_info=None,
                 destroy_disks=True, destroy_secrets=True):
@@ -376,6 +471,25 @@ class HyperVDriver(driver.ComputeDriver):
                                            block_device_info=None):
         self._livemigrationops.post_live_migration_at_destination(
             context, instance, network_info, block_migration)
+
+    # ---- evacuation: whose files are they? ----
+
+    def instance_on_disk(self, instance):
+        """Whether this host sees the instance's root disk (bool).
+
+        nova asks on an evacuation's destination (``ComputeManager.
+        _do_rebuild_instance``) and keeps the disks when True.
+        """
+        return self._pathutils.instance_files_here(instance.name)
+
+    def check_instance_shared_storage_local(self, context, instance):
+        return self._pathutils.check_instance_shared_storage_local(instance)
+
+    def check_instance_shared_storage_remote(self, context, data):
+        return self._pathutils.check_instance_shared_storage_remote(data)
+
+    def check_instance_shared_storage_cleanup(self, context, data):
+        self._pathutils.check_instance_shared_storage_cleanup(data)
 
     def get_instance_disk_info(self, instance, block_device_info=None):
         # Hyper-V moves the disks itself (shared-nothing live migration);

@@ -302,30 +302,41 @@ class HostOps(object):
         """How long Windows has run, in the shape ``uptime`` prints.
 
         ``'HH:MM:SS up D days, H:MM:SS,  0 users,  load average: 0, 0,
-        0'``: nova's libvirt driver returns the ``uptime`` command's line
-        and the os-hypervisors API shows it as is; Windows has no user
-        count or load average for it (``GetTickCount64`` is the only
-        fact), so those are 0, as in nova 28 ``get_host_uptime``.
+        0'`` (local time, then whole seconds since Windows started): nova's
+        libvirt driver returns the ``uptime`` command's line and the
+        os-hypervisors API shows it as is; Windows has no user count or
+        load average for it (``GetTickCount64`` is the only fact), so those
+        are 0, as in nova 28 ``get_host_uptime``.  Unlike nova 28, no
+        fraction of a second is shown (``uptime`` shows none).
 
         :returns: str.
         """
-        up_ms = int(self._hostutils.get_host_tick_count64())
+        up_seconds = int(self._hostutils.get_host_tick_count64()) // 1000
         return '%s up %s,  0 users,  load average: 0, 0, 0' % (
             time.strftime('%H:%M:%S'),
-            datetime.timedelta(milliseconds=up_ms))
+            datetime.timedelta(seconds=up_seconds))
 
     def host_power_action(self, action):
         """Shut down or reboot this Windows host.
 
+        Windows does it forced (os-win ``HostUtils.host_power_action``:
+        ``Win32_OperatingSystem.Win32Shutdown`` with the force flag):
+        running programs are not asked, and each VM gets its Hyper-V
+        automatic stop action.  nova 28 ``hostops.host_power_action`` did
+        the same.
+
         :param action: ``'shutdown'`` or ``'reboot'``.
+        :returns: ``action``, which nova's os-hosts API shows as the
+            ``power_action`` it started.
         :raises NotImplementedError: ``'startup'``: a host that is off
             runs no nova-compute to start it (nova's API answers 501).
         :raises nova.exception.InvalidInput: any other action.
         """
         if action in _POWER_ACTIONS_BY_HYPERV:
-            LOG.info('Host power action %s requested by nova', action)
+            LOG.warning('Host %s requested by nova: Windows will stop this '
+                        'nova-compute with its running VMs', action)
             self._hostutils.host_power_action(action)
-            return
+            return action
         if action == constants.HOST_POWER_ACTION_STARTUP:
             raise NotImplementedError(_(
                 'A Hyper-V host cannot be powered on through nova: it runs '

@@ -306,3 +306,71 @@ class PathUtils(os_win_pathutils.PathUtils):
         """
         return self.check_dirs_shared_storage(
             self.get_instances_dir(), self.get_instances_dir(dest))
+
+    # -- is an instance's directory shared with another host? ------------
+    #
+    # nova's compute manager asks these three in turn when it must know
+    # whether another host sees this host's files of an instance (on a
+    # returning evacuation source, ComputeManager._destroy_evacuated_
+    # instances -> _is_instance_storage_shared): _local here, _remote over
+    # RPC on the other host, _cleanup here again.  compute-hyperv 16 did
+    # the same probe-file test (pathutils.check_instance_shared_storage_*)
+    # but sent the probe's absolute path; that path names the other host's
+    # own disk when nothing is shared and only works because both hosts
+    # use the same instances_path.  Here the other host is told the
+    # instance and the file name and looks in its own instance directory.
+
+    def check_instance_shared_storage_local(self, instance):
+        """Leave a probe file in this host's directory of ``instance``.
+
+        :returns: ``{'instance_name': str, 'filename': str}`` (the probe's
+            name, not its path) for :meth:`check_instance_shared_storage_
+            remote` on the other host; None when this host has no directory
+            for the instance (nothing here to keep or lose).
+        """
+        instance_dir = self.get_instance_dir(instance.name, create_dir=False)
+        if not self.exists(instance_dir):
+            LOG.debug('No instance directory %s here: nothing to compare '
+                      'with another host', instance_dir, instance=instance)
+            return None
+        handle, probe_path = tempfile.mkstemp(dir=instance_dir,
+                                              prefix='shared-check-')
+        os.close(handle)
+        LOG.debug('Probe file %s left for the other host to look for',
+                  probe_path, instance=instance)
+        return {'instance_name': instance.name,
+                'filename': os.path.basename(probe_path)}
+
+    def check_instance_shared_storage_remote(self, data):
+        """Whether this host sees the other host's probe file.
+
+        :param data: what :meth:`check_instance_shared_storage_local`
+            returned on the other host.
+        :returns: bool: True when the instance's directory is the same
+            storage on both hosts.
+        """
+        instance_dir = self.get_instance_dir(data['instance_name'],
+                                             create_dir=False)
+        return self.exists(os.path.join(instance_dir, data['filename']))
+
+    def check_instance_shared_storage_cleanup(self, data):
+        """Remove the probe file; one already gone is fine.
+
+        :param data: what :meth:`check_instance_shared_storage_local`
+            returned here.
+        """
+        probe = os.path.join(
+            self.get_instance_dir(data['instance_name'], create_dir=False),
+            data['filename'])
+        if self.exists(probe):
+            self.remove(probe)
+
+    def instance_files_here(self, instance_name):
+        """Whether this host's instances path holds the instance's root disk.
+
+        On an evacuation's destination that means the instances path is
+        shared with the failed host and the disk can be used as it is.
+
+        :returns: bool.
+        """
+        return self.lookup_root_vhd_path(instance_name) is not None

@@ -251,7 +251,7 @@ class VMOps(object):
 
     def spawn(self, context, instance, image_meta, injected_files,
               admin_password, network_info, block_device_info=None,
-              power_on=True):
+              power_on=True, reuse_disks=False):
         """Create the VM with its disks and NICs and start it.
 
         Order: root and ephemeral disks, the VM, its NICs (plugged through
@@ -261,6 +261,12 @@ class VMOps(object):
         before that wait, :meth:`_power_on_before_vif_events`).  Whatever
         fails, the VM, its disks and its NICs are removed again.
 
+        :param reuse_disks: the instance's root and ephemeral disks are
+            already in its directory (an evacuation onto an instances path
+            shared with the failed host): the VM is built on them, only the
+            config drive is made again, and a failure leaves them in place.
+            compute-hyperv 16 ``vmops._create_root_vhd`` reused a root disk
+            it found the same way.
         :raises nova.exception.InstanceExists: a VM of that name exists.
         :raises nova.exception.VirtualInterfaceCreateException: no
             network-vif-plugged in time and ``vif_plugging_is_fatal``.
@@ -274,15 +280,25 @@ class VMOps(object):
         LOG.info('Spawning new instance', instance=instance)
         if self._vmutils.vm_exists(instance.name):
             raise nova_exception.InstanceExists(name=instance.name)
-        # Files left by an earlier attempt would end up in the new VM.
-        self._delete_disk_files(instance.name)
+        if reuse_disks:
+            LOG.info('Building the VM on the disks already in its '
+                     'directory', instance=instance)
+            self._remove_config_drives(instance.name)
+        else:
+            # Files left by an earlier attempt would end up in the new VM.
+            self._delete_disk_files(instance.name)
         self._block_dev_man.validate_and_update_bdi(
             instance, image_meta, vm_gen, block_device_info)
         root_device = block_device_info['root_disk']
         try:
-            self._create_root_device(context, instance, root_device, vm_gen)
-            self._create_ephemerals(instance,
-                                    block_device_info['ephemerals'])
+            if reuse_disks:
+                self._use_existing_disks(instance, root_device, vm_gen,
+                                         block_device_info['ephemerals'])
+            else:
+                self._create_root_device(context, instance, root_device,
+                                         vm_gen)
+                self._create_ephemerals(instance,
+                                        block_device_info['ephemerals'])
             # The events are registered before the plug, so none is missed.
             with self.wait_vif_plug_events(instance, network_info):
                 self.create_instance(instance, network_info, root_device,
@@ -304,7 +320,8 @@ class VMOps(object):
                               should_plug_vifs=False)
         except Exception:
             with excutils.save_and_reraise_exception():
-                self.destroy(instance, network_info, block_device_info)
+                self.destroy(instance, network_info, block_device_info,
+                             destroy_disks=not reuse_disks)
 
     def _check_network(self, network_info):
         """Hook: refuse NICs the network back end cannot connect here."""
@@ -412,6 +429,38 @@ class VMOps(object):
                 if self._pathutils.exists(root_path):
                     self._pathutils.remove(root_path)
         return root_path
+
+    def _use_existing_disks(self, instance, root_device, vm_gen,
+                            ephemerals):
+        """Point the mapping at the disks in the instance's directory.
+
+        :raises nova.exception.DiskNotFound: the root disk (for an image
+            backed instance) or an ephemeral disk is missing.
+        """
+        if root_device['type'] == constants.DISK:
+            path = self._pathutils.lookup_root_vhd_path(instance.name)
+            if path is None:
+                raise nova_exception.DiskNotFound(location=_(
+                    'the root disk in the directory of %s') % instance.name)
+            root_device['path'] = path
+            self.check_vm_image_type(instance.uuid, vm_gen, path)
+        for index, eph in enumerate(ephemerals):
+            path = self._pathutils.lookup_ephemeral_vhd_path(
+                instance.name, 'eph%d' % index)
+            if path is None:
+                raise nova_exception.DiskNotFound(location=_(
+                    'ephemeral disk eph%(index)d in the directory of '
+                    '%(name)s') % {'index': index, 'name': instance.name})
+            eph['path'] = path
+
+    def _remove_config_drives(self, instance_name):
+        # The config drive is made again from the instance's current
+        # metadata and network; an old one would be attached in its place.
+        for rescue in (False, True):
+            path = self._pathutils.lookup_configdrive_path(instance_name,
+                                                           rescue=rescue)
+            if path:
+                self._pathutils.remove(path)
 
     def check_vm_image_type(self, instance_id, vm_gen, root_vhd_path):
         """Refuse a generation 2 VM on a VHD root disk.
@@ -630,6 +679,10 @@ class VMOps(object):
             self.unplug_vifs(instance, network_info)
             if destroy_disks:
                 self._delete_disk_files(name)
+            else:
+                # The files stay (they may be another host's now, on shared
+                # storage); this host stops writing the console log.
+                self._serial_console_ops.stop_console_handler(name)
         except Exception:
             with excutils.save_and_reraise_exception():
                 LOG.exception('Failed to destroy instance %s', name)

@@ -855,3 +855,12 @@ class SimulatedHyperVTestCase(testtools.TestCase):
                                          enabled=False)
         self.assertEqual({port}, self.host1.switch_ports)
         self.assertEqual(frozenset(), self.host1.ovs_switch_ports())
+
+    def test_host_power_action_is_recorded_not_done(self):
+        hostutils = self._utils('host1', 'hostutils')
+        hostutils.host_power_action(os_win_const.HOST_POWER_ACTION_REBOOT)
+        self.assertEqual(['reboot'], self.host1.power_actions)
+        # os-win knows only shutdown and reboot.
+        self.assertRaises(NotImplementedError, hostutils.host_power_action,
+                          os_win_const.HOST_POWER_ACTION_STARTUP)
+        self.assertEqual(['reboot'], self.host1.power_actions)

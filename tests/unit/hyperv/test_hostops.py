@@ -190,10 +190,22 @@ class HostOpsTestCase(test.NoDBTestCase):
             uptime, r'^\d\d:\d\d:\d\d up 2 days, 3:04:05,  0 users,  '
                     r'load average: 0, 0, 0$')
 
+    def test_uptime_shows_whole_seconds(self):
+        # GetTickCount64 counts milliseconds; uptime shows no fraction.
+        host, ops = self._hostops()
+        host.boot_time_ms = (3600 + 2 * 60 + 3) * 1000 + 456
+        self.assertRegex(ops.get_host_uptime(),
+                         r'^\d\d:\d\d:\d\d up 1:02:03,  0 users,  ')
+
+    def test_uptime_of_one_day_is_singular(self):
+        host, ops = self._hostops()
+        host.boot_time_ms = 86400 * 1000
+        self.assertIn(' up 1 day, 0:00:00,', ops.get_host_uptime())
+
     def test_shutdown_and_reboot_reach_the_host(self):
         host, ops = self._hostops()
-        ops.host_power_action('reboot')
-        ops.host_power_action('shutdown')
+        self.assertEqual('reboot', ops.host_power_action('reboot'))
+        self.assertEqual('shutdown', ops.host_power_action('shutdown'))
         self.assertEqual(['reboot', 'shutdown'], host.power_actions)
 
     def test_startup_is_not_possible(self):

@@ -2,6 +2,7 @@
 
 import os
 import time
+import types
 
 import fixtures
 from nova import exception
@@ -204,6 +205,80 @@ class TwoHostsTestCase(test.NoDBTestCase):
         with open(copied) as f:
             self.assertEqual('login:\n', f.read())
         self.assertFalse(os.path.exists(copied_archive))
+
+
+class InstanceSharedStorageTestCase(TwoHostsTestCase):
+    """nova's three-step question: is this instance's directory shared?
+
+    Asked by a returning evacuation source (nova 34 ComputeManager.
+    _is_instance_storage_shared): the probe is made on one host, looked for
+    on the other, removed on the first.
+    """
+
+    def _instance(self, name='instance-1'):
+        return types.SimpleNamespace(name=name)
+
+    def _ask(self, source, dest, instance):
+        data = source.check_instance_shared_storage_local(instance)
+        try:
+            return data, dest.check_instance_shared_storage_remote(data)
+        finally:
+            source.check_instance_shared_storage_cleanup(data)
+
+    def test_one_share_is_shared_and_the_probe_goes(self):
+        paths1 = self._paths('host1')
+        paths2 = self._paths('host2')
+        instance_dir = paths1.get_instance_dir('instance-1')
+
+        data, shared = self._ask(paths1, paths2, self._instance())
+
+        self.assertTrue(shared)
+        # The other host is told a name, not a path on this host's disk.
+        self.assertEqual('instance-1', data['instance_name'])
+        self.assertEqual(os.path.basename(data['filename']),
+                         data['filename'])
+        self.assertEqual([], os.listdir(instance_dir))
+
+    def test_own_disks_are_not_shared(self):
+        paths1 = self._paths(
+            'host1', instances_path=self.useFixture(fixtures.TempDir()).path)
+        paths2 = self._paths(
+            'host2', instances_path=self.useFixture(fixtures.TempDir()).path)
+        instance_dir = paths1.get_instance_dir('instance-1')
+        # host2 has a directory of its own for the instance (say, from an
+        # evacuation there): still not the same storage.
+        paths2.get_instance_dir('instance-1')
+
+        data, shared = self._ask(paths1, paths2, self._instance())
+
+        self.assertFalse(shared)
+        self.assertEqual([], os.listdir(instance_dir))
+
+    def test_no_directory_here_asks_nothing(self):
+        paths1 = self._paths('host1')
+        self.assertIsNone(
+            paths1.check_instance_shared_storage_local(self._instance()))
+        self.assertFalse(os.path.exists(
+            paths1.get_instance_dir('instance-1', create_dir=False)))
+
+    def test_cleanup_of_a_probe_already_gone(self):
+        paths1 = self._paths('host1')
+        paths1.get_instance_dir('instance-1')
+        data = paths1.check_instance_shared_storage_local(self._instance())
+        paths1.check_instance_shared_storage_cleanup(data)
+        paths1.check_instance_shared_storage_cleanup(data)
+        self.assertEqual(
+            [], os.listdir(paths1.get_instance_dir('instance-1')))
+
+    def test_instance_files_here_needs_the_root_disk(self):
+        paths1 = self._paths('host1')
+        paths2 = self._paths('host2')
+        self.assertFalse(paths2.instance_files_here('instance-1'))
+        paths1.get_instance_dir('instance-1')
+        # A directory alone (a console log, say) is no disk to boot.
+        self.assertFalse(paths2.instance_files_here('instance-1'))
+        _touch(paths1.get_root_vhd_path('instance-1', 'vhdx'))
+        self.assertTrue(paths2.instance_files_here('instance-1'))
 
 
 class RemoteInstancesDirTestCase(test.NoDBTestCase):
