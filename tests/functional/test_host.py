@@ -26,6 +26,9 @@ DRIVER_TRAITS = frozenset([
     'COMPUTE_DEVICE_TAGGING',           # supports_device_tagging
     'COMPUTE_IMAGE_TYPE_VHD',           # supports_image_type_vhd
     'COMPUTE_IMAGE_TYPE_VHDX',          # supports_image_type_vhdx
+    'COMPUTE_SECURITY_UEFI_SECURE_BOOT',  # supports_secure_boot
+    'COMPUTE_VOLUME_EXTEND',            # supports_extend_volume
+    'COMPUTE_VOLUME_ATTACH_WITH_TAG',   # supports_tagged_attach_volume
 ])
 # What nova's resource tracker sets on every compute node it owns.
 NOVA_TRAITS = frozenset(['COMPUTE_NODE', 'OWNER_NOVA'])
