@@ -41,6 +41,7 @@ from oslo_utils import units
 
 from compute_hyperv_ovs.hyperv import block_device
 from compute_hyperv_ovs.hyperv import constants
+from compute_hyperv_ovs.hyperv import disk_qos
 from compute_hyperv_ovs.hyperv import osutils
 from compute_hyperv_ovs.hyperv import pathutils
 
@@ -126,8 +127,14 @@ class MigrationOps(object):
 
         A server booted from a volume has no local root disk to shrink;
         a new flavor without ephemeral disk drops them, which is allowed
-        (compute-hyperv 16 ``MigrationOps._check_target_flavor``).
+        (compute-hyperv 16 ``MigrationOps._check_target_flavor``).  A disk
+        quota Hyper-V cannot enforce (:func:`.disk_qos.check_flavor`) is
+        refused here too, before the VM stops.
         """
+        try:
+            disk_qos.check_flavor(instance.uuid, flavor)
+        except exception.InstanceUnacceptable as exc:
+            raise exception.InstanceFaultRollback(exc) from exc
         if (flavor.root_gb < instance.flavor.root_gb and
                 not self._block_dev_man.is_boot_from_volume(
                     block_device_info)):

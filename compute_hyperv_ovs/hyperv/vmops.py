@@ -49,6 +49,7 @@ from oslo_utils import uuidutils
 from compute_hyperv_ovs import exception
 from compute_hyperv_ovs.hyperv import block_device
 from compute_hyperv_ovs.hyperv import constants
+from compute_hyperv_ovs.hyperv import disk_qos
 from compute_hyperv_ovs.hyperv import osutils
 from compute_hyperv_ovs.hyperv import pathutils
 
@@ -245,6 +246,7 @@ class VMOps(object):
         self.check_image(instance, image_meta, block_device_info)
         self.check_config_drive(instance)
         self.check_not_yet_supported(instance, image_meta)
+        disk_qos.check_flavor(instance.uuid, instance.flavor)
         self._check_network(network_info)
         LOG.info('Spawning new instance', instance=instance)
         if self._vmutils.vm_exists(instance.name):
@@ -446,17 +448,40 @@ class VMOps(object):
                                root_device['drive_addr'],
                                root_device['ctrl_disk_addr'],
                                root_device['disk_bus'], constants.DISK)
+        local_disks = []
+        if root_device['type'] == constants.DISK:
+            local_disks.append(root_device['path'])
         for eph in block_device_info['ephemerals']:
             # An ephemeral without a path was dropped by a resize.
             if eph.get('path'):
                 self._attach_drive(name, eph['path'], eph['drive_addr'],
                                    eph['ctrl_disk_addr'], eph['disk_bus'],
                                    constants.DISK)
+                local_disks.append(eph['path'])
+        self._set_disk_qos(instance, local_disks)
         self._create_com_port_pipe(instance)
         for vif in network_info or ():
             self._vmutils.create_nic(name, vif['id'], vif['address'])
         if CONF.hyperv.enable_instance_metrics_collection:
             self._metricsutils.enable_vm_metrics_collection(name)
+
+    def _set_disk_qos(self, instance, disk_paths):
+        """Limit the root and ephemeral disks to the flavor's disk quota.
+
+        Every path through here creates a new VM (spawn, and the
+        re-created VM of a resize and of its revert), which Hyper-V starts
+        without limits; so a flavor without a disk quota needs nothing
+        set, and a resize or a revert gets the limits of the flavor the
+        instance has then (compute-hyperv 16 reset them on the VM it kept).
+        The config drive is not limited.  See :mod:`.disk_qos`.
+        """
+        limit = disk_qos.max_iops(instance.uuid, instance.flavor)
+        if not limit:
+            return
+        for path in disk_paths:
+            LOG.debug('Limiting %(path)s to %(iops)d normalised IOPS',
+                      {'path': path, 'iops': limit}, instance=instance)
+            self._vmutils.set_disk_qos_specs(path, limit)
 
     def _create_com_port_pipe(self, instance):
         # The guest's console (COM1) goes to a named pipe, which the serial
