@@ -14,7 +14,14 @@ from nova.i18n import _
 
 class ImageNotVHD(exception.ImageUnacceptable):
     msg_fmt = _("Image %(image_id)s: %(reason)s; Hyper-V boots VHD or VHDX "
-                "only, convert it with qemu-img convert -O vhdx")
+                "disks (or ISO images, from a DVD) only, convert it with "
+                "qemu-img convert -O vhdx")
+
+
+class ImageNotISO(exception.ImageUnacceptable):
+    msg_fmt = _("Image %(image_id)s is declared disk_format=iso but its "
+                "content is not an ISO 9660 or UDF image; upload the ISO "
+                "file itself, or declare the image's real disk_format")
 
 
 class Generation2NeedsVHDX(exception.ImageUnacceptable):
@@ -33,6 +40,13 @@ class RootDiskTooSmall(exception.FlavorDiskSmallerThanImage):
     msg_fmt = _("Flavor's disk is too small for the image: its virtual disk "
                 "is %(image_size)i bytes, the flavor allows %(flavor_size)i; "
                 "use a flavor with a larger root_gb")
+
+
+class ISOServerNotSnapshottable(exception.Invalid):
+    msg_fmt = _("Server %(instance_uuid)s boots from ISO image %(image_id)s "
+                "on a read-only DVD and has no root disk to snapshot; boot "
+                "from a VHD/VHDX image to take snapshots, or copy its data "
+                "off its ephemeral disks")
 
 
 class ImageCopyFailed(exception.NovaException):

@@ -58,6 +58,7 @@ class HyperVDriver(driver.ComputeDriver):
         has_imagecache=True,
         supports_attach_interface=True,
         supports_device_tagging=True,
+        supports_image_type_iso=True,
         supports_image_type_vhd=True,
         supports_image_type_vhdx=True,
     )

@@ -4,6 +4,9 @@ Layout (``<instances_path>/_base``, :meth:`PathUtils.get_base_vhd_dir`):
 
 - ``<image id>.vhd`` / ``<image id>.vhdx``: an image as glance served it,
   named after the format Hyper-V reads from its content;
+- ``<image id>.iso``: an ISO image (``disk_format`` iso), which a server
+  boots from a DVD drive (compute-hyperv 16 ``ImageCache.cache_image``);
+  it is never grown;
 - ``<image id>_<root_gb>.vhd``: a VHD image grown to a flavor's root disk.
   Hyper-V cannot resize a differencing VHD (a VHDX it can), so a VHD
   server's copy-on-write root disk is made on a grown copy of its image
@@ -14,7 +17,9 @@ Refused, with the cache left as it was (the fetched file removed):
 - content that is neither VHD nor VHDX, and content that is not the
   image's declared ``disk_format`` (:class:`~compute_hyperv_ovs.exception.
   ImageNotVHD`; nova 28 took a VHDX declared VHD and failed a VHD declared
-  VHDX only later, in Hyper-V);
+  VHDX only later, in Hyper-V); an image declared ``iso`` whose content is
+  no ISO 9660/UDF image (:class:`~compute_hyperv_ovs.exception.
+  ImageNotISO`; compute-hyperv 16 cached any content as ``.iso``);
 - an image whose virtual disk is larger than the flavor's root disk
   (:class:`~compute_hyperv_ovs.exception.RootDiskTooSmall`);
 - a rescue image larger than the flavor's root disk (nova 28
@@ -44,6 +49,7 @@ from nova.virt import images
 from os_win import exceptions as os_win_exc
 from os_win import utilsfactory
 from oslo_log import log as logging
+from oslo_utils.imageutils import format_inspector
 from oslo_utils import units
 from oslo_utils import uuidutils
 
@@ -55,9 +61,12 @@ from compute_hyperv_ovs.hyperv import pathutils
 CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
 
-# File extensions of cached images, as os-win names the formats.
-IMAGE_EXTENSIONS = (constants.DISK_FORMAT_VHD.lower(),
-                    constants.DISK_FORMAT_VHDX.lower())
+# File extensions of cached disk images, as os-win names the formats, and
+# of cached ISO images.
+VHD_EXTENSIONS = (constants.DISK_FORMAT_VHD.lower(),
+                  constants.DISK_FORMAT_VHDX.lower())
+ISO_EXTENSION = constants.DISK_FORMAT_ISO.lower()
+IMAGE_EXTENSIONS = VHD_EXTENSIONS + (ISO_EXTENSION,)
 
 
 def _lock_name(image_id):
@@ -91,8 +100,11 @@ class ImageCache(imagecache.ImageCacheManager):
             declared ``disk_format`` (``image_meta``) name the image.
         :param rescue_image_id: fetch this image instead, for a rescue
             disk: neither grown nor compared with a declared format.
-        :returns: the absolute path of a ``.vhd`` or ``.vhdx`` file.
+        :returns: the absolute path of a ``.vhd``, ``.vhdx`` or (an image
+            declared ``iso``) ``.iso`` file.
         :raises compute_hyperv_ovs.exception.ImageNotVHD: bad content.
+        :raises compute_hyperv_ovs.exception.ImageNotISO: an image declared
+            ``iso`` that is not one.
         :raises compute_hyperv_ovs.exception.RootDiskTooSmall: a VHD image
             larger than the root disk.
         :raises compute_hyperv_ovs.exception.ImageCopyFailed: the grown
@@ -116,7 +128,7 @@ class ImageCache(imagecache.ImageCacheManager):
                                    os.path.join(base_dir, image_id))
             if rescue_image_id or not CONF.use_cow_images:
                 return path
-            if _extension(path) != IMAGE_EXTENSIONS[0]:
+            if _extension(path) != VHD_EXTENSIONS[0]:
                 return path
             return self._grown_copy(instance, path)
 
@@ -124,6 +136,10 @@ class ImageCache(imagecache.ImageCacheManager):
         if rescue_image_id:
             self._check_rescue_image(instance, rescue_image_id, path)
         return path
+
+    def is_cached(self, image_id):
+        """Whether ``_base`` holds the image as glance served it."""
+        return self._pathutils.get_image_path(image_id) is not None
 
     @staticmethod
     def _declared_format(instance):
@@ -145,7 +161,11 @@ class ImageCache(imagecache.ImageCacheManager):
             with compute_utils.disk_ops_semaphore:
                 images.fetch(context, image_id, download_path,
                              trusted_certs)
-            actual = self._content_format(image_id, download_path)
+            if declared is not None and declared.lower() == ISO_EXTENSION:
+                self._check_iso(image_id, download_path)
+                actual = ISO_EXTENSION
+            else:
+                actual = self._content_format(image_id, download_path)
             if declared is not None and declared.lower() != actual:
                 raise exception.ImageNotVHD(
                     image_id=image_id,
@@ -162,13 +182,26 @@ class ImageCache(imagecache.ImageCacheManager):
                  {'image': image_id, 'path': cached_path}, instance=instance)
         return cached_path
 
+    @staticmethod
+    def _check_iso(image_id, path):
+        """Refuse a file declared ``iso`` that is no ISO 9660/UDF image.
+
+        oslo.utils' format inspector looks for the volume descriptor after
+        the 32 KB system area, as nova's own image checks do
+        (``nova.virt.images.do_image_deep_inspection``).
+        """
+        try:
+            format_inspector.ISOInspector.from_file(path)
+        except format_inspector.ImageFormatError as exc:
+            raise exception.ImageNotISO(image_id=image_id) from exc
+
     def _content_format(self, image_id, path):
         """``vhd`` or ``vhdx``, as Hyper-V reads the file's content."""
         try:
             actual = self._vhdutils.get_vhd_format(path).lower()
         except os_win_exc.VHDException:
             actual = None
-        if actual not in IMAGE_EXTENSIONS:
+        if actual not in VHD_EXTENSIONS:
             raise exception.ImageNotVHD(
                 image_id=image_id,
                 reason=_('its content is neither VHD nor VHDX'))
@@ -230,6 +263,11 @@ class ImageCache(imagecache.ImageCacheManager):
             LOG.exception('Could not remove %s; remove it by hand', path)
 
     def _check_rescue_image(self, instance, rescue_image_id, path):
+        if _extension(path) == ISO_EXTENSION:
+            raise nova_exception.ImageUnacceptable(
+                image_id=rescue_image_id,
+                reason=_('it is an ISO image; rescue boots from a VHD or '
+                         'VHDX image only'))
         image_size = self._vhdutils.get_vhd_size(path)['VirtualSize']
         root_size = instance.flavor.root_gb * units.Gi
         if image_size > root_size:

@@ -269,6 +269,15 @@ class MigrationOps(object):
         if root_device['type'] == constants.DISK:
             root_device['path'] = self._adopt_root_disk(
                 context, instance, reparent, resize)
+        elif root_device['type'] == constants.DVD:
+            # An ISO-booted server's medium came with its other files
+            # (Hyper-V lists DVD images among the VM's storage paths); it
+            # is never resized.
+            root_device['path'] = self._pathutils.lookup_root_iso_path(
+                instance.name)
+            if not root_device['path']:
+                raise exception.DiskNotFound(
+                    location=self._pathutils.get_instance_dir(instance.name))
         self._adopt_ephemeral_disks(instance, block_device_info['ephemerals'],
                                     resize)
         self._vmops.create_instance(instance, network_info, root_device,

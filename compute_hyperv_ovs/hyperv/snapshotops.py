@@ -27,6 +27,7 @@ from os_win import exceptions as os_win_exc
 from os_win import utilsfactory
 from oslo_log import log as logging
 
+from compute_hyperv_ovs import exception as compute_exception
 from compute_hyperv_ovs.hyperv import osutils
 from compute_hyperv_ovs.hyperv import pathutils
 
@@ -57,12 +58,20 @@ class SnapshotOps(object):
         :param image_id: the glance image nova created for the snapshot.
         :param update_task_state: nova's callback,
             ``update_task_state(task_state, expected_state=None)``.
+        :raises compute_hyperv_ovs.exception.ISOServerNotSnapshottable:
+            the server boots from an ISO image (refused before anything
+            is done; nova's compute manager deletes the snapshot image).
         :raises nova.exception.InstanceNotFound: no VM of that name here.
         :raises nova.exception.DiskNotFound: the VM has no root disk file
             in its instance directory (nothing to snapshot).
         :raises os_win.exceptions.VHDException: Hyper-V could not merge
             the copy (the facade maps it).
         """
+        if self._pathutils.lookup_root_iso_path(instance.name):
+            # Its only disks are the read-only medium (glance has it
+            # already) and the ephemerals, which nova does not snapshot.
+            raise compute_exception.ISOServerNotSnapshottable(
+                instance_uuid=instance.uuid, image_id=instance.image_ref)
         try:
             checkpoint = self._vmutils.take_vm_snapshot(instance.name)
         except os_win_exc.HyperVVMNotFoundException:

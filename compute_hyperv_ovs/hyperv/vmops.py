@@ -70,7 +70,8 @@ BOOT_CONTROLLER = {constants.VM_GEN_1: constants.CTRL_TYPE_IDE,
                    constants.VM_GEN_2: constants.CTRL_TYPE_SCSI}
 
 HYPERV_DISK_FORMATS = (constants.DISK_FORMAT_VHD.lower(),
-                       constants.DISK_FORMAT_VHDX.lower())
+                       constants.DISK_FORMAT_VHDX.lower(),
+                       constants.DISK_FORMAT_ISO.lower())
 
 # Hyper-V's EnabledState values, for messages.
 STATE_NAMES = {
@@ -169,7 +170,7 @@ class VMOps(object):
         checked once fetched (``imagecache.ImageCache``).
 
         :raises compute_hyperv_ovs.exception.ImageNotVHD: disk_format is
-            not vhd or vhdx.
+            not vhd, vhdx or iso.
         :raises compute_hyperv_ovs.exception.Generation2NeedsVHDX: a
             generation 2 image whose disk_format is vhd (generation 2 VMs
             boot only from VHDX).
@@ -335,6 +336,9 @@ class VMOps(object):
     # ---- disks ----
 
     def _create_root_device(self, context, instance, root_device, vm_gen):
+        if root_device['type'] == constants.DVD:
+            root_device['path'] = self._create_root_iso(context, instance)
+            return
         if root_device['type'] != constants.DISK:
             return
         root_device['path'] = self._create_root_vhd(context, instance)
@@ -391,6 +395,30 @@ class VMOps(object):
                     self._pathutils.remove(root_path)
         return root_path
 
+    def _create_root_iso(self, context, instance):
+        """``root.iso``: the instance's own copy of its cached ISO image.
+
+        The VM boots it from a DVD drive in the root disk's place
+        (compute-hyperv 16 ``VMOps._create_root_iso``; nova 28 left such
+        a VM without a root device).  The flavor's root disk is not
+        created, as compute-hyperv did not: the ISO is the boot medium
+        and an installer writes to the flavor's ephemeral disks.  A copy,
+        not the cached file, so that the cache can age the image while
+        the server keeps its medium.
+
+        :returns: the copy's path.
+        """
+        cached = self._imagecache.get_cached_image(context, instance)
+        iso_path = self._pathutils.get_root_vhd_path(
+            instance.name, constants.DISK_FORMAT_ISO)
+        try:
+            self._pathutils.copyfile(cached, iso_path)
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                if self._pathutils.exists(iso_path):
+                    self._pathutils.remove(iso_path)
+        return iso_path
+
     def check_vm_image_type(self, instance_id, vm_gen, root_vhd_path):
         """Refuse a generation 2 VM on a VHD root disk.
 
@@ -443,11 +471,11 @@ class VMOps(object):
             CONF.hyperv.dynamic_memory_ratio,
             chassis_asset_tag=version.product_string())
         self._vmutils.create_scsi_controller(name)
-        if root_device['type'] == constants.DISK:
+        if root_device['type'] in (constants.DISK, constants.DVD):
             self._attach_drive(name, root_device['path'],
                                root_device['drive_addr'],
                                root_device['ctrl_disk_addr'],
-                               root_device['disk_bus'], constants.DISK)
+                               root_device['disk_bus'], root_device['type'])
         local_disks = []
         if root_device['type'] == constants.DISK:
             local_disks.append(root_device['path'])

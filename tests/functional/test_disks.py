@@ -6,6 +6,9 @@ trusted image certificates, each as a user or operator asks for it.
 
 import os
 
+from nova import exception as nova_exception
+from os_win import constants as os_win_const
+
 from tests.functional import base
 
 
@@ -67,3 +70,101 @@ class DiskQoSTest(base.HyperVOVSTestBase):
         server = self._confirm_resize(server)
 
         self.assertEqual({}, self.disk_qos(server))
+
+
+class ISOBootTest(base.HyperVOVSTestBase):
+    """A server boots from an ISO image on a DVD drive, CD/DVD first."""
+
+    CAST_AS_CALL = False
+
+    def setUp(self):
+        super().setUp()
+        # Only hosts whose driver reports COMPUTE_IMAGE_TYPE_ISO get ISO
+        # images (nova's image type prefilter).
+        self.flags(query_placement_for_image_type_support=True,
+                   group='scheduler')
+        self.start_compute('host1')
+        self.start_compute('host2')
+        self.iso = self.images.create_image('iso')
+        self.iso_gen2 = self.images.create_image(
+            'iso', properties={'hw_machine_type': 'hyperv-gen2'})
+        self.installer_flavor_id = self._create_flavor(
+            memory_mb=1024, vcpu=2, disk=2, ephemeral=1)
+
+    def files_of(self, server, hostname=None):
+        return sorted(f for f in os.listdir(self.instance_dir(server,
+                                                              hostname))
+                      if not f.startswith('console'))
+
+    def test_hosts_report_the_iso_image_type(self):
+        for hostname in ('host1', 'host2'):
+            traits = self._get_provider_traits(
+                self._get_provider_uuid_by_host(hostname))
+            self.assertIn('COMPUTE_IMAGE_TYPE_ISO', traits)
+
+    def test_generation1_boots_the_cd_first(self):
+        server, _port = self.boot(self.iso, flavor_id=self.installer_flavor_id)
+
+        vm = self.vm_of(server)
+        root_iso = os.path.join(self.instance_dir(server), 'root.iso')
+        self.assertEqual([(root_iso, 'IDE', 0, 0)],
+                         [(d.path, d.controller, d.controller_addr, d.slot)
+                          for d in vm.dvds])
+        self.assertEqual('CD', {
+            os_win_const.BOOT_DEVICE_CDROM: 'CD',
+            os_win_const.BOOT_DEVICE_HARDDISK: 'HDD'}[vm.boot_order[0]])
+        self.assertEqual(['eph0.vhdx'],
+                         [os.path.basename(d.path) for d in vm.disks])
+        self.assertEqual(['eph0.vhdx', 'root.iso'], self.files_of(server))
+        self.assertTrue(os.path.isfile(os.path.join(
+            self.base_dir(server['OS-EXT-SRV-ATTR:host']),
+            self.iso + '.iso')))
+
+    def test_generation2_boots_the_dvd_first(self):
+        server, _port = self.boot(self.iso_gen2,
+                                  flavor_id=self.installer_flavor_id)
+
+        vm = self.vm_of(server)
+        self.assertEqual(2, vm.generation)
+        self.assertEqual(['SCSI'], [d.controller for d in vm.dvds])
+        self.assertEqual(['root.iso', 'eph0.vhdx'],
+                         [os.path.basename(p) for p in vm.boot_order])
+
+    def test_snapshot_is_refused_and_leaves_no_image(self):
+        server, _port = self.boot(self.iso)
+
+        resp = self.api.post_server_action(
+            server['id'], {'createImage': {'name': 'snap'}})
+
+        # nova snapshots in a task of its own and reports its failure in
+        # the compute.exception notification (the fault is recorded, the
+        # server stays ACTIVE).
+        notification, = self.notifier.wait_for_versioned_notifications(
+            'compute.exception')
+        self.assertEqual(
+            'ISOServerNotSnapshottable',
+            notification['payload']['nova_object.data']['exception'])
+        server = self._wait_for_server_parameter(
+            server, {'status': 'ACTIVE', 'OS-EXT-STS:task_state': None})
+        self.assertRaises(nova_exception.ImageNotFound, self.glance.show,
+                          None, resp['image_id'])
+        vm = self.vm_of(server)
+        self.assertEqual((), vm.checkpoints)
+        self.assertEqual('Running', vm.power_state_name)
+
+    def test_resize_moves_the_medium_and_boots_it_first_again(self):
+        server, _port = self.boot(self.iso, host='host1',
+                                  flavor_id=self.installer_flavor_id)
+        bigger = self._create_flavor(memory_mb=2048, vcpu=2, disk=2,
+                                     ephemeral=2)
+
+        server = self._resize_server(server, bigger)
+
+        self.assertEqual('host2', server['OS-EXT-SRV-ATTR:host'])
+        vm = self.vm_of(server)
+        self.assertEqual(['root.iso'],
+                         [os.path.basename(d.path) for d in vm.dvds])
+        self.assertEqual(os_win_const.BOOT_DEVICE_CDROM, vm.boot_order[0])
+        self.assertEqual(['eph0.vhdx', 'root.iso'], self.files_of(server))
+        server = self._confirm_resize(server)
+        self.assertEqual('Running', self.vm_of(server).power_state_name)

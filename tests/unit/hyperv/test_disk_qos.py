@@ -8,32 +8,20 @@ host keeps the limit per disk and refuses what Hyper-V refuses.
 import os
 
 import fixtures
-from nova import context as nova_context
 from nova import exception as nova_exception
-from nova.network import model as network_model
-from nova import objects
 from nova import test
 from os_win import constants as os_win_const
 from os_win import exceptions as os_win_exc
 from os_win import utilsfactory
-from oslo_utils import uuidutils
 
 from compute_hyperv_ovs.hyperv import disk_qos
-from compute_hyperv_ovs.hyperv import imagecache
-from compute_hyperv_ovs.hyperv import serialconsole
-from compute_hyperv_ovs.hyperv import vmops
 from tests.fixtures.hyperv import fixture as hyperv_fixture
 from tests.fixtures import images
-from tests.unit.hyperv import recording_vif
+from tests.unit.hyperv import core_host
 from tests.unit.hyperv import test_migrationops
-from tests.unit import test_vmops
 
 
-def flavor(root_gb=1, ephemeral_gb=0, **specs):
-    return objects.Flavor(name='f-%s' % uuidutils.generate_uuid()[:4],
-                          root_gb=root_gb, ephemeral_gb=ephemeral_gb,
-                          memory_mb=1024, vcpus=1, swap=0,
-                          extra_specs=dict(specs))
+flavor = core_host.flavor
 
 
 class LimitTestCase(test.NoDBTestCase):
@@ -131,50 +119,15 @@ class SimulatedQoSRulesTestCase(test.NoDBTestCase):
         self.assertEqual({}, self.qos())
 
 
-class SpawnQoSTestCase(test.NoDBTestCase):
+class SpawnQoSTestCase(core_host.CoreSpawnTestBase):
     """A spawn limits the root and ephemeral disks, not the config drive."""
 
     def setUp(self):
         super().setUp()
-        self.tmp = self.useFixture(fixtures.TempDir()).path
-        self.flags(instances_path=self.tmp)
-        self.hosts = self.useFixture(hyperv_fixture.HyperVHostsFixture())
-        self.sim = self.hosts.add_host('host1')
-        self.vifs = recording_vif.RecordingVIFDriver()
-        with self.hosts.building('host1'):
-            self.vmops = vmops.VMOps(test_vmops.FakeVirtAPI(), self.vifs,
-                                     imagecache.ImageCache(),
-                                     serialconsole.SerialConsoleOps())
-        self.useFixture(fixtures.MockPatch(
-            'nova.objects.VirtualInterfaceList.get_by_instance_uuid',
-            return_value=[]))
-        self.useFixture(fixtures.MockPatch(
-            'nova.objects.BlockDeviceMappingList.get_by_instance_uuid',
-            return_value=objects.BlockDeviceMappingList(objects=[])))
-        self.image_id = uuidutils.generate_uuid()
-        disk_images = self.useFixture(images.DiskImagesFixture(glance=None))
-        self.useFixture(images.ImageDownloadsFixture(
-            {self.image_id: disk_images.make_file('vhdx', size_gb=0.0625)}))
-        self.context = nova_context.get_admin_context()
+        self.image_id = self.add_image('vhdx')
 
     def instance(self, the_flavor):
-        return objects.Instance(
-            id=1, uuid=uuidutils.generate_uuid(), project_id='p',
-            user_id='u', host='host1', image_ref=self.image_id,
-            flavor=the_flavor, old_flavor=None, config_drive='',
-            system_metadata={'image_disk_format': 'vhdx'}, metadata={},
-            numa_topology=None,
-            pci_requests=objects.InstancePCIRequests(requests=[]))
-
-    def spawn(self, instance, ephemerals=()):
-        bdi = {'root_device_name': '/dev/sda', 'swap': None,
-               'block_device_mapping': [],
-               'ephemerals': [{'size': size, 'device_name': '/dev/sd%s' % c}
-                              for size, c in zip(ephemerals, 'bcd')]}
-        self.vmops.spawn(self.context, instance,
-                         objects.ImageMeta.from_instance(instance), [], None,
-                         network_model.NetworkInfo([]), bdi)
-        return self.sim.vms[instance.name]
+        return super().instance(self.image_id, 'vhdx', the_flavor)
 
     def test_root_and_ephemeral_disks_limited(self):
         instance = self.instance(flavor(
