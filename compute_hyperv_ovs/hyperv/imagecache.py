@@ -124,8 +124,11 @@ class ImageCache(imagecache.ImageCacheManager):
         def get_under_lock():
             path = self._pathutils.get_image_path(image_id)
             if path is None:
-                path = self._fetch(context, instance, image_id, declared,
-                                   os.path.join(base_dir, image_id))
+                path = self._fetch(context, image_id, declared,
+                                   os.path.join(base_dir, image_id),
+                                   self._trusted_certs(instance), instance)
+            else:
+                self._mark_used(path)
             if rescue_image_id or not CONF.use_cow_images:
                 return path
             if _extension(path) != VHD_EXTENSIONS[0]:
@@ -137,9 +140,12 @@ class ImageCache(imagecache.ImageCacheManager):
             self._check_rescue_image(instance, rescue_image_id, path)
         return path
 
-    def is_cached(self, image_id):
-        """Whether ``_base`` holds the image as glance served it."""
-        return self._pathutils.get_image_path(image_id) is not None
+    @staticmethod
+    def _trusted_certs(instance):
+        """The instance's trusted image certificates, or None."""
+        if instance.obj_attr_is_set('trusted_certs'):
+            return instance.trusted_certs
+        return None
 
     @staticmethod
     def _declared_format(instance):
@@ -149,14 +155,17 @@ class ImageCache(imagecache.ImageCacheManager):
             return None
         return image_meta.disk_format or None
 
-    def _fetch(self, context, instance, image_id, declared, download_path):
+    def _fetch(self, context, image_id, declared, download_path,
+               trusted_certs=None, instance=None):
         """Download, check and name a new image; nothing stays if refused.
 
+        :param declared: the image's ``disk_format`` in glance, or None
+            (a rescue image: VHD or VHDX content, whichever it is).
+        :param trusted_certs: ``nova.objects.TrustedCerts`` that glance's
+            download verifies the image's signature against, or None.
+        :param instance: for the log only.
         :returns: ``download_path`` plus the extension of its format.
         """
-        trusted_certs = (instance.trusted_certs
-                         if instance.obj_attr_is_set('trusted_certs')
-                         else None)
         try:
             with compute_utils.disk_ops_semaphore:
                 images.fetch(context, image_id, download_path,
@@ -231,6 +240,7 @@ class ImageCache(imagecache.ImageCacheManager):
         stem, ext = os.path.splitext(image_path)
         grown_path = '%s_%s%s' % (stem, root_gb, ext)
         if self._pathutils.exists(grown_path):
+            self._mark_used(grown_path)
             return grown_path
         image_id = os.path.basename(stem)
         try:
@@ -253,6 +263,18 @@ class ImageCache(imagecache.ImageCacheManager):
                 image_id=image_id, size_gb=root_gb, path=grown_path,
                 reason=exc) from exc
         return grown_path
+
+    @staticmethod
+    def _mark_used(path):
+        """Set the cached file's modification time to now.
+
+        The cache ages a file from its last use (see :meth:`update`); a
+        file found in the cache by a boot or a pre-cache request is in use
+        now (compute-hyperv 16 ``cache_image``, which nova 28 did not do:
+        an image fetched long ago could be removed right after a boot
+        whose instance the periodic task did not list yet).
+        """
+        os.utime(path, None)
 
     def _remove_quietly(self, path):
         # Clean-up after a failure: the failure is what the caller reports.
@@ -299,26 +321,32 @@ class ImageCache(imagecache.ImageCacheManager):
         time set to now, its grown copies included.  With ``[image_cache]
         remove_unused_base_images``, each file of an image no instance
         uses is removed once it was last used (or fetched) more than
-        ``remove_unused_original_minimum_age_seconds`` ago; grown copies
-        age by the same option (nova 28 and compute-hyperv 16
-        ``ImageCache._remove_if_old_image``).  Files whose name is not a
-        cached image's are left alone.
+        ``remove_unused_original_minimum_age_seconds`` ago, and each grown
+        copy ``<id>_<size>`` more than ``remove_unused_resized_minimum_
+        age_seconds`` ago, as nova 34 documents the two options (nova 28
+        and compute-hyperv 16 ``ImageCache._remove_if_old_image`` aged
+        grown copies as originals).  Cached ISO images (``<id>.iso``) age
+        like any original (both anchors listed only VHD/VHDX files and
+        kept every ISO for ever), and a grown copy whose original is gone
+        is still aged (the anchors found grown copies only through their
+        original).  Files whose name is not a cached image's are left
+        alone.
 
         :param all_instances: ``nova.objects.InstanceList``.
         """
         used = set(self._list_running_instances(
             context, all_instances)['used_images'])
         base_dir = self._pathutils.get_base_vhd_dir()
-        for image_id, paths in sorted(self._cached_files(base_dir).items()):
+        for image_id, files in sorted(self._cached_files(base_dir).items()):
             if image_id in used:
-                for path in paths:
-                    os.utime(path, None)
+                for path, _is_grown in files:
+                    self._mark_used(path)
             elif CONF.image_cache.remove_unused_base_images:
-                self._remove_if_old(base_dir, image_id, paths)
+                self._remove_if_old(base_dir, image_id, files)
 
     @staticmethod
     def _cached_files(base_dir):
-        """{image id: [its cached files]} of the files in ``base_dir``."""
+        """{image id: [(its cached file, whether a grown copy)]}."""
         grown = re.compile(r'^(?P<image>.+)_[0-9]+$')
         files = {}
         for entry in os.listdir(base_dir):
@@ -330,18 +358,22 @@ class ImageCache(imagecache.ImageCacheManager):
             if not uuidutils.is_uuid_like(image_id):
                 continue
             files.setdefault(image_id, []).append(
-                os.path.join(base_dir, entry))
+                (os.path.join(base_dir, entry), bool(match)))
         return files
 
-    def _remove_if_old(self, base_dir, image_id, paths):
-        min_age = CONF.image_cache.remove_unused_original_minimum_age_seconds
+    def _remove_if_old(self, base_dir, image_id, files):
+        options = CONF.image_cache
+        min_ages = {
+            False: options.remove_unused_original_minimum_age_seconds,
+            True: options.remove_unused_resized_minimum_age_seconds}
 
         @utils.synchronized(_lock_name(image_id), external=True,
                             lock_path=base_dir)
         def remove_under_lock():
-            for path in paths:
+            for path, is_grown in files:
                 if not self._pathutils.exists(path):
                     continue
+                min_age = min_ages[is_grown]
                 if self._pathutils.get_age_of_file(path) > min_age:
                     LOG.info('Removing %s from the image cache: unused for '
                              'more than %d s', path, min_age)
