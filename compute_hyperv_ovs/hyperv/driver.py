@@ -256,6 +256,9 @@ class HyperVDriver(driver.ComputeDriver):
     def manage_image_cache(self, context, all_instances):
         self._imagecache.update(context, all_instances)
 
+    def cache_image(self, context, image_id):
+        return self._imagecache.cache_image(context, image_id)
+
     # ---- cold migration and resize ----
 
     def migrate_disk_and_power_off(self, context, instance, dest, flavor,

@@ -140,6 +140,46 @@ class ImageCache(imagecache.ImageCacheManager):
             self._check_rescue_image(instance, rescue_image_id, path)
         return path
 
+    def cache_image(self, context, image_id):
+        """Fetch an image into the cache ahead of any boot (pre-caching).
+
+        nova's ``cache_images`` (``POST /os-aggregates/{id}/images``,
+        microversion 2.81) asks each compute host of the aggregate; this
+        is the same fetch and checks as a boot's (compute-hyperv 16
+        ``ImageCache.cache_image``), under the same lock.  A VHD image is
+        cached as glance serves it: its grown copies depend on the flavor
+        and are made by the first boot that needs one.
+
+        :returns: True if the image was fetched, False if it was cached
+            already (nova's ``ComputeDriver.cache_image``).
+        :raises nova.exception.ImageNotFound: glance has no such image.
+        :raises compute_hyperv_ovs.exception.ImageNotVHD: the image is not
+            one Hyper-V boots (declared or actual content); nothing is
+            left in the cache.
+        :raises compute_hyperv_ovs.exception.ImageNotISO: an image declared
+            ``iso`` that is not one.
+        """
+        base_dir = self._pathutils.get_base_vhd_dir()
+
+        @utils.synchronized(_lock_name(image_id), external=True,
+                            lock_path=base_dir)
+        def cache_under_lock():
+            path = self._pathutils.get_image_path(image_id)
+            if path is not None:
+                # Asked for again: it is to stay, so it ages from now.
+                self._mark_used(path)
+                return False
+            declared = images.get_info(context, image_id).get('disk_format')
+            if (declared or '').lower() not in IMAGE_EXTENSIONS:
+                raise exception.ImageNotVHD(
+                    image_id=image_id,
+                    reason=_('its disk_format is %s') % declared)
+            self._fetch(context, image_id, declared,
+                        os.path.join(base_dir, image_id))
+            return True
+
+        return cache_under_lock()
+
     @staticmethod
     def _trusted_certs(instance):
         """The instance's trusted image certificates, or None."""

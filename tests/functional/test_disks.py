@@ -168,3 +168,83 @@ class ISOBootTest(base.HyperVOVSTestBase):
         self.assertEqual(['eph0.vhdx', 'root.iso'], self.files_of(server))
         server = self._confirm_resize(server)
         self.assertEqual('Running', self.vm_of(server).power_state_name)
+
+
+class ImagePreCacheTest(base.HyperVOVSTestBase):
+    """``POST /os-aggregates/{id}/images`` fills the hosts' ``_base``."""
+
+    CAST_AS_CALL = False
+
+    def setUp(self):
+        super().setUp()
+        self.start_compute('host1')
+        self.start_compute('host2')
+        self.aggregate = self.admin_api.post_aggregate(
+            {'aggregate': {'name': 'precache'}})
+        self.admin_api.add_host_to_aggregate(self.aggregate['id'], 'host1')
+
+    def cached_files(self, hostname):
+        base_dir = self.base_dir(hostname)
+        if not os.path.isdir(base_dir):
+            return []
+        return sorted(f for f in os.listdir(base_dir)
+                      if not f.endswith('.lock'))
+
+    def precache(self, *image_ids):
+        """Ask for the images; returns the host's progress payload."""
+        self.notifier.reset()
+        self.admin_api.api_post(
+            '/os-aggregates/%s/images' % self.aggregate['id'],
+            {'cache': [{'id': image_id} for image_id in image_ids]},
+            check_response_status=[202])
+        self.notifier.wait_for_versioned_notifications(
+            'aggregate.cache_images.end')
+        progress, = [n for n in self.notifier.versioned_notifications
+                     if n['event_type'] == 'aggregate.cache_images.progress']
+        return progress['payload']['nova_object.data']
+
+    def test_images_cached_on_the_aggregates_hosts_only(self):
+        vhdx = self.images.create_image('vhdx')
+        iso = self.images.create_image('iso')
+
+        progress = self.precache(vhdx, iso)
+
+        self.assertEqual('host1', progress['host'])
+        self.assertEqual(sorted([vhdx, iso]),
+                         sorted(progress['images_cached']))
+        self.assertEqual([], progress['images_failed'])
+        self.assertEqual(sorted([vhdx + '.vhdx', iso + '.iso']),
+                         self.cached_files('host1'))
+        self.assertEqual([], self.cached_files('host2'))
+        self.assertIn('2 cached, 0 existing, 0 errors',
+                      self.stdlog.logger.output)
+
+    def test_second_request_finds_them_existing(self):
+        vhdx = self.images.create_image('vhdx')
+        self.precache(vhdx)
+
+        self.precache(vhdx)
+
+        self.assertIn('0 cached, 1 existing, 0 errors',
+                      self.stdlog.logger.output)
+        self.assertEqual([vhdx + '.vhdx'], self.cached_files('host1'))
+
+    def test_image_hyperv_cannot_boot_fails_leaving_nothing(self):
+        qcow2 = self.images.create_image('qcow2')
+
+        progress = self.precache(qcow2)
+
+        self.assertEqual([qcow2], progress['images_failed'])
+        self.assertEqual([], self.cached_files('host1'))
+
+    def test_a_boot_uses_the_pre_cached_image(self):
+        vhdx = self.images.create_image('vhdx')
+        self.precache(vhdx)
+        cached = os.path.join(self.base_dir('host1'), vhdx + '.vhdx')
+        inode = os.stat(cached).st_ino
+
+        server, _port = self.boot(vhdx, host='host1')
+
+        root = os.path.join(self.instance_dir(server), 'root.vhdx')
+        self.assertEqual(cached, self.host('host1').disks[root].parent)
+        self.assertEqual(inode, os.stat(cached).st_ino)
