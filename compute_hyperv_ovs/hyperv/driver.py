@@ -61,6 +61,9 @@ class HyperVDriver(driver.ComputeDriver):
         supports_image_type_iso=True,
         supports_image_type_vhd=True,
         supports_image_type_vhdx=True,
+        # The image cache hands instance.trusted_certs to nova's download,
+        # which validates the image's signing certificate against them.
+        supports_trusted_certs=True,
     )
 
     def __init__(self, virtapi):

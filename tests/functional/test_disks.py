@@ -9,6 +9,7 @@ import os
 from nova import exception as nova_exception
 from os_win import constants as os_win_const
 
+from tests.fixtures import trusted_certs
 from tests.functional import base
 
 
@@ -248,3 +249,70 @@ class ImagePreCacheTest(base.HyperVOVSTestBase):
         root = os.path.join(self.instance_dir(server), 'root.vhdx')
         self.assertEqual(cached, self.host('host1').disks[root].parent)
         self.assertEqual(inode, os.stat(cached).st_ino)
+
+
+class TrustedCertsTest(base.HyperVOVSTestBase):
+    """Trusted image certificates reach nova's verified image download."""
+
+    def setUp(self):
+        super().setUp()
+        self.certs = self.useFixture(trusted_certs.CertificatesFixture())
+        self.start_compute('host1')
+        self.signed = self.images.create_image('vhdx', signed_by=self.certs)
+
+    def boot_trusting(self, cert_ids, image_id=None,
+                      expected_state='ACTIVE'):
+        port = self.create_port()
+        request = self._build_server(
+            image_uuid=image_id or self.signed, flavor_id=self.flavor_id,
+            networks=[{'port': port['id']}])
+        request['trusted_image_certificates'] = cert_ids
+        server = self.api.post_server({'server': request})
+        return self._wait_for_state_change(server, expected_state), port
+
+    def cached_files(self):
+        base_dir = self.base_dir('host1')
+        if not os.path.isdir(base_dir):
+            return []
+        return sorted(f for f in os.listdir(base_dir)
+                      if not f.endswith('.lock'))
+
+    def assert_nothing_left(self, server, port):
+        self.assertEqual({}, dict(self.host('host1').vms))
+        self.assertFalse(os.path.exists(self.instance_dir(server, 'host1')))
+        self.assertEqual([], self.cached_files())
+        self.assertNotIn(port['id'], self.ovs['host1'].list_ports('br-int'))
+
+    def test_host_reports_trusted_certs_support(self):
+        traits = self._get_provider_traits(
+            self._get_provider_uuid_by_host('host1'))
+        self.assertIn('COMPUTE_TRUSTED_CERTS', traits)
+
+    def test_boot_trusting_the_issuer_verifies_and_boots(self):
+        server, _port = self.boot_trusting([self.certs.ca_id])
+
+        self.assertIn((self.signed, [self.certs.ca_id]),
+                      self.glance.download_requests)
+        self.assertEqual('Running', self.vm_of(server).power_state_name)
+        self.assertEqual([self.signed + '.vhdx'], self.cached_files())
+
+    def test_certificate_not_issued_by_a_trusted_one_fails_the_boot(self):
+        server, port = self.boot_trusting([self.certs.other_ca_id],
+                                          expected_state='ERROR')
+
+        self.assertIn((self.signed, [self.certs.other_ca_id]),
+                      self.glance.download_requests)
+        self.assertIn('certificate validation failed',
+                      server['fault']['message'].lower())
+        self.assert_nothing_left(server, port)
+
+    def test_data_not_matching_its_signature_fails_the_boot(self):
+        forged = self.images.create_image(
+            'vhdx', properties=self.certs.signature_properties(b'other'))
+
+        server, port = self.boot_trusting([self.certs.ca_id], forged,
+                                          expected_state='ERROR')
+
+        self.assertIn((forged, [self.certs.ca_id]),
+                      self.glance.download_requests)
+        self.assert_nothing_left(server, port)
