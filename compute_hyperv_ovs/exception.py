@@ -42,13 +42,6 @@ class RootDiskTooSmall(exception.FlavorDiskSmallerThanImage):
                 "use a flavor with a larger root_gb")
 
 
-class ISOServerNotSnapshottable(exception.Invalid):
-    msg_fmt = _("Server %(instance_uuid)s boots from ISO image %(image_id)s "
-                "on a read-only DVD and has no root disk to snapshot; boot "
-                "from a VHD/VHDX image to take snapshots, or copy its data "
-                "off its ephemeral disks")
-
-
 class ImageCopyFailed(exception.NovaException):
     """Copying a cached image failed on this host (e.g. its disk is full).
 

@@ -6,7 +6,6 @@ trusted image certificates, each as a user or operator asks for it.
 
 import os
 
-from nova import exception as nova_exception
 from os_win import constants as os_win_const
 
 from tests.fixtures import trusted_certs
@@ -131,27 +130,42 @@ class ISOBootTest(base.HyperVOVSTestBase):
         self.assertEqual(['root.iso', 'eph0.vhdx'],
                          [os.path.basename(p) for p in vm.boot_order])
 
-    def test_snapshot_is_refused_and_leaves_no_image(self):
-        server, _port = self.boot(self.iso)
+    def test_snapshot_is_the_medium_and_boots_the_same_way(self):
+        server, _port = self.boot(self.iso_gen2,
+                                  flavor_id=self.installer_flavor_id)
 
         resp = self.api.post_server_action(
             server['id'], {'createImage': {'name': 'snap'}})
-
-        # nova snapshots in a task of its own and reports its failure in
-        # the compute.exception notification (the fault is recorded, the
-        # server stays ACTIVE).
-        notification, = self.notifier.wait_for_versioned_notifications(
-            'compute.exception')
-        self.assertEqual(
-            'ISOServerNotSnapshottable',
-            notification['payload']['nova_object.data']['exception'])
-        server = self._wait_for_server_parameter(
+        snap_id = resp['image_id']
+        self._wait_for_server_parameter(
             server, {'status': 'ACTIVE', 'OS-EXT-STS:task_state': None})
-        self.assertRaises(nova_exception.ImageNotFound, self.glance.show,
-                          None, resp['image_id'])
+
+        snap = self.glance.show(None, snap_id)
+        self.assertEqual(('iso', 'active'),
+                         (snap['disk_format'], snap['status']))
+        self.assertEqual(self.glance._imagedata[self.iso_gen2],
+                         self.glance._imagedata[snap_id])
+        self.assertEqual((), self.vm_of(server).checkpoints)
+        again, _port = self.boot(snap_id, flavor_id=self.installer_flavor_id)
+        vm = self.vm_of(again)
+        self.assertEqual(2, vm.generation)
+        self.assertEqual(['root.iso', 'eph0.vhdx'],
+                         [os.path.basename(p) for p in vm.boot_order])
+
+    def test_shelve_and_unshelve_boot_the_medium_again(self):
+        server, _port = self.boot(self.iso,
+                                  flavor_id=self.installer_flavor_id)
+
+        self.api.post_server_action(server['id'], {'shelve': None})
+        server = self._wait_for_state_change(server, 'SHELVED_OFFLOADED')
+        self.api.post_server_action(server['id'], {'unshelve': None})
+        server = self._wait_for_state_change(server, 'ACTIVE')
+
         vm = self.vm_of(server)
-        self.assertEqual((), vm.checkpoints)
         self.assertEqual('Running', vm.power_state_name)
+        self.assertEqual(['root.iso'],
+                         [os.path.basename(d.path) for d in vm.dvds])
+        self.assertEqual(os_win_const.BOOT_DEVICE_CDROM, vm.boot_order[0])
 
     def test_resize_moves_the_medium_and_boots_it_first_again(self):
         server, _port = self.boot(self.iso, host='host1',

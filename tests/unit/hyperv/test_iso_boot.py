@@ -2,11 +2,13 @@
 
 import os
 
+from nova.compute import task_states
 from nova import context as nova_context
 from nova import exception as nova_exception
 from os_win import constants as os_win_const
 
 from compute_hyperv_ovs import exception
+from tests.fixtures import images
 from tests.unit.hyperv import core_host
 
 GEN1, GEN2 = 'hyperv-gen1', 'hyperv-gen2'
@@ -98,20 +100,30 @@ class ISOBootTestCase(core_host.CoreSpawnTestBase):
         self.assertEqual([], self.cached_files())
         self.assertEqual({}, dict(self.sim.vms))
 
-    def test_snapshot_refused_before_any_checkpoint(self):
+    def test_snapshot_uploads_the_medium_as_an_iso_image(self):
         instance = self.instance(self.iso_image, 'iso')
         self.spawn(instance)
+        glance = self.useFixture(images.GlanceFixture(self))
+        context = nova_context.get_admin_context()
+        snap_id = glance.create(context, {'name': 'snap',
+                                          'status': 'queued'})['id']
         states = []
 
-        exc = self.assertRaises(
-            exception.ISOServerNotSnapshottable, self.snapshotops.snapshot,
-            nova_context.get_admin_context(), instance, 'snap-id',
-            lambda **kw: states.append(kw))
+        self.snapshotops.snapshot(
+            context, instance, snap_id,
+            lambda **kw: states.append(kw['task_state']))
 
-        self.assertIn(instance.uuid, exc.format_message())
-        self.assertIn('no root disk to snapshot', exc.format_message())
-        self.assertEqual((), self.sim.vms[instance.name].checkpoints)
-        self.assertEqual([], states)
+        image = glance.show(context, snap_id)
+        self.assertEqual(('iso', 'bare', 'active'),
+                         (image['disk_format'], image['container_format'],
+                          image['status']))
+        with open(self.glance_files[self.iso_image], 'rb') as iso:
+            self.assertEqual(iso.read(), glance._imagedata[snap_id])
+        self.assertEqual([task_states.IMAGE_PENDING_UPLOAD,
+                          task_states.IMAGE_UPLOADING], states)
+        vm = self.sim.vms[instance.name]
+        self.assertEqual((), vm.checkpoints)
+        self.assertEqual('Running', vm.power_state_name)
         self.assertFalse(os.path.exists(os.path.join(self.tmp, 'export')))
 
     def test_rescue_from_a_cached_iso_refused(self):
