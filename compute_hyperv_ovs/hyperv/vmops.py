@@ -501,7 +501,8 @@ class VMOps(object):
         without limits; so a flavor without a disk quota needs nothing
         set, and a resize or a revert gets the limits of the flavor the
         instance has then (compute-hyperv 16 reset them on the VM it kept).
-        The config drive is not limited.  See :mod:`.disk_qos`.
+        The config drive is not limited.  Rescue and unrescue, which
+        attach the disks anew, set the limits again.  See :mod:`.disk_qos`.
         """
         limit = disk_qos.max_iops(instance.uuid, instance.flavor)
         if not limit:
@@ -970,6 +971,8 @@ class VMOps(object):
         # The instance's own disk stays reachable from the rescue system.
         self._vmutils.attach_scsi_drive(instance.name, root_path,
                                         drive_type=constants.DISK)
+        # A disk's QoS goes with its drive: both drives are new.
+        self._set_disk_qos(instance, [rescue_path, root_path])
         if configdrive.required_by(instance):
             self._detach_config_drive(instance.name)
             path = self._create_config_drive(
@@ -1006,6 +1009,7 @@ class VMOps(object):
             self._attach_drive(instance.name, root_path, ROOT_DISK_SLOT[0],
                                ROOT_DISK_SLOT[1], BOOT_CONTROLLER[vm_gen],
                                constants.DISK)
+            self._set_disk_qos(instance, [root_path])
         self._detach_config_drive(instance.name, rescue=True, delete=True)
         drive = self._pathutils.lookup_configdrive_path(instance.name)
         if drive and not self._vmutils.is_disk_attached(drive,

@@ -8,7 +8,9 @@ host keeps the limit per disk and refuses what Hyper-V refuses.
 import os
 
 import fixtures
+from nova.compute import vm_states
 from nova import exception as nova_exception
+from nova import objects
 from nova import test
 from os_win import constants as os_win_const
 from os_win import exceptions as os_win_exc
@@ -105,6 +107,14 @@ class SimulatedQoSRulesTestCase(test.NoDBTestCase):
 
         self.assertIn('cannot be higher than its maximum', str(exc))
         self.assertEqual({self.disk: (0, 300)}, self.qos())
+
+    def test_detaching_a_disk_drops_its_qos(self):
+        self.vmutils.set_disk_qos_specs(self.disk, 300)
+
+        self.vmutils.detach_vm_disk('vm1', self.disk, is_physical=False)
+        self.vmutils.attach_ide_drive('vm1', self.disk, 0, 0)
+
+        self.assertEqual({}, self.qos())
 
     def test_negative_refused(self):
         self.assertRaises(os_win_exc.HyperVException,
@@ -203,3 +213,31 @@ class ResizeQoSTestCase(test_migrationops.MigrationOpsTestBase):
         self.assertEqual('Running',
                          self.src.sim.vms[self.name].power_state_name)
         self.assertIsNone(self.files(self.dest, self.name))
+
+
+class RescueQoSTestCase(core_host.CoreSpawnTestBase):
+    """Rescue and unrescue attach disks anew; the limits follow them."""
+
+    def test_limits_survive_rescue_and_unrescue(self):
+        image_id = self.add_image('vhdx')
+        rescue_id = self.add_image('vhdx')
+        instance = self.instance(image_id, 'vhdx', core_host.flavor(
+            **{disk_qos.TOTAL_IOPS: '300'}))
+        vm = self.spawn(instance)
+        root = vm.disks[0].path
+        rescue_meta = objects.ImageMeta.from_dict(
+            {'id': rescue_id, 'disk_format': 'vhdx', 'properties': {}})
+
+        self.vmops.rescue_instance(self.context, instance, [], rescue_meta,
+                                   None)
+
+        vm = self.sim.vms[instance.name]
+        self.assertEqual(2, len(vm.disks))
+        self.assertEqual({d.path: (0, 300) for d in vm.disks},
+                         dict(vm.disk_qos))
+
+        instance.vm_state = vm_states.RESCUED  # as nova sets it
+        self.vmops.unrescue_instance(instance)
+
+        vm = self.sim.vms[instance.name]
+        self.assertEqual({root: (0, 300)}, dict(vm.disk_qos))
