@@ -14,7 +14,14 @@ from nova.i18n import _
 
 class ImageNotVHD(exception.ImageUnacceptable):
     msg_fmt = _("Image %(image_id)s: %(reason)s; Hyper-V boots VHD or VHDX "
-                "only, convert it with qemu-img convert -O vhdx")
+                "disks (or ISO images, from a DVD) only, convert it with "
+                "qemu-img convert -O vhdx")
+
+
+class ImageNotISO(exception.ImageUnacceptable):
+    msg_fmt = _("Image %(image_id)s is declared disk_format=iso but its "
+                "content is not an ISO 9660 or UDF image; upload the ISO "
+                "file itself, or declare the image's real disk_format")
 
 
 class Generation2NeedsVHDX(exception.ImageUnacceptable):

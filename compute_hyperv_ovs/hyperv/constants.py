@@ -41,6 +41,8 @@ VOLUME = 'VOLUME'
 # Disk file formats (os-win's VHD utils and the file extensions).
 DISK_FORMAT_VHD = 'VHD'
 DISK_FORMAT_VHDX = 'VHDX'
+# An ISO 9660 (or UDF) image: glance's disk_format iso, booted from a DVD.
+DISK_FORMAT_ISO = 'ISO'
 # The config drive's formats: its ISO image on a DVD, or that ISO as a VHD.
 CONFIG_DRIVE_DVD_FORMAT = 'ISO'
 CONFIG_DRIVE_DISK_FORMAT = DISK_FORMAT_VHD

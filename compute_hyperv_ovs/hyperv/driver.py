@@ -97,9 +97,9 @@ class HyperVDriver(boundary.ConvertsOSWinErrors, driver.ComputeDriver):
         # two VMs, which Hyper-V refuses.
         'supports_multiattach': False,
         'supports_bfv_rescue': False,
-        # imagecache hands the instance's trusted certificates to nova's
-        # image download; not offered until tested end to end (issue 17).
-        'supports_trusted_certs': False,
+        # The image cache hands instance.trusted_certs to nova's download,
+        # which validates the image's signing certificate against them.
+        'supports_trusted_certs': True,
         # vmsettings refuses CPU pinning; vmops refuses PCI passthrough.
         'supports_pcpus': False,
         'supports_socket_pci_numa_affinity': False,
@@ -115,14 +115,15 @@ class HyperVDriver(boundary.ConvertsOSWinErrors, driver.ComputeDriver):
         'supports_ephemeral_encryption': False,
         'supports_ephemeral_encryption_luks': False,
         'supports_ephemeral_encryption_plain': False,
-        # imagecache boots VHD and VHDX images and refuses any other
-        # disk_format (ImageNotVHD).
+        # imagecache boots VHD and VHDX images, and ISO images from a DVD
+        # drive (vmops._create_root_iso); any other disk_format is refused
+        # (ImageNotVHD).
         'supports_image_type_vhd': True,
         'supports_image_type_vhdx': True,
         'supports_image_type_aki': False,
         'supports_image_type_ami': False,
         'supports_image_type_ari': False,
-        'supports_image_type_iso': False,
+        'supports_image_type_iso': True,
         'supports_image_type_qcow2': False,
         'supports_image_type_raw': False,
         'supports_image_type_vdi': False,
@@ -391,6 +392,9 @@ class HyperVDriver(boundary.ConvertsOSWinErrors, driver.ComputeDriver):
 
     def manage_image_cache(self, context, all_instances):
         self._imagecache.update(context, all_instances)
+
+    def cache_image(self, context, image_id):
+        return self._imagecache.cache_image(context, image_id)
 
     # ---- cold migration and resize ----
 

@@ -4,6 +4,9 @@ Layout (``<instances_path>/_base``, :meth:`PathUtils.get_base_vhd_dir`):
 
 - ``<image id>.vhd`` / ``<image id>.vhdx``: an image as glance served it,
   named after the format Hyper-V reads from its content;
+- ``<image id>.iso``: an ISO image (``disk_format`` iso), which a server
+  boots from a DVD drive (compute-hyperv 16 ``ImageCache.cache_image``);
+  it is never grown;
 - ``<image id>_<root_gb>.vhd``: a VHD image grown to a flavor's root disk.
   Hyper-V cannot resize a differencing VHD (a VHDX it can), so a VHD
   server's copy-on-write root disk is made on a grown copy of its image
@@ -14,7 +17,9 @@ Refused, with the cache left as it was (the fetched file removed):
 - content that is neither VHD nor VHDX, and content that is not the
   image's declared ``disk_format`` (:class:`~compute_hyperv_ovs.exception.
   ImageNotVHD`; nova 28 took a VHDX declared VHD and failed a VHD declared
-  VHDX only later, in Hyper-V);
+  VHDX only later, in Hyper-V); an image declared ``iso`` whose content is
+  no ISO 9660/UDF image (:class:`~compute_hyperv_ovs.exception.
+  ImageNotISO`; compute-hyperv 16 cached any content as ``.iso``);
 - an image whose virtual disk is larger than the flavor's root disk
   (:class:`~compute_hyperv_ovs.exception.RootDiskTooSmall`);
 - a rescue image larger than the flavor's root disk (nova 28
@@ -44,6 +49,7 @@ from nova.virt import images
 from os_win import exceptions as os_win_exc
 from os_win import utilsfactory
 from oslo_log import log as logging
+from oslo_utils.imageutils import format_inspector
 from oslo_utils import units
 from oslo_utils import uuidutils
 
@@ -55,9 +61,12 @@ from compute_hyperv_ovs.hyperv import pathutils
 CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
 
-# File extensions of cached images, as os-win names the formats.
-IMAGE_EXTENSIONS = (constants.DISK_FORMAT_VHD.lower(),
-                    constants.DISK_FORMAT_VHDX.lower())
+# File extensions of cached disk images, as os-win names the formats, and
+# of cached ISO images.
+VHD_EXTENSIONS = (constants.DISK_FORMAT_VHD.lower(),
+                  constants.DISK_FORMAT_VHDX.lower())
+ISO_EXTENSION = constants.DISK_FORMAT_ISO.lower()
+IMAGE_EXTENSIONS = VHD_EXTENSIONS + (ISO_EXTENSION,)
 
 
 def _lock_name(image_id):
@@ -91,8 +100,11 @@ class ImageCache(imagecache.ImageCacheManager):
             declared ``disk_format`` (``image_meta``) name the image.
         :param rescue_image_id: fetch this image instead, for a rescue
             disk: neither grown nor compared with a declared format.
-        :returns: the absolute path of a ``.vhd`` or ``.vhdx`` file.
+        :returns: the absolute path of a ``.vhd``, ``.vhdx`` or (an image
+            declared ``iso``) ``.iso`` file.
         :raises compute_hyperv_ovs.exception.ImageNotVHD: bad content.
+        :raises compute_hyperv_ovs.exception.ImageNotISO: an image declared
+            ``iso`` that is not one.
         :raises compute_hyperv_ovs.exception.RootDiskTooSmall: a VHD image
             larger than the root disk.
         :raises compute_hyperv_ovs.exception.ImageCopyFailed: the grown
@@ -112,11 +124,14 @@ class ImageCache(imagecache.ImageCacheManager):
         def get_under_lock():
             path = self._pathutils.get_image_path(image_id)
             if path is None:
-                path = self._fetch(context, instance, image_id, declared,
-                                   os.path.join(base_dir, image_id))
+                path = self._fetch(context, image_id, declared,
+                                   os.path.join(base_dir, image_id),
+                                   self._trusted_certs(instance), instance)
+            else:
+                self._mark_used(path)
             if rescue_image_id or not CONF.use_cow_images:
                 return path
-            if _extension(path) != IMAGE_EXTENSIONS[0]:
+            if _extension(path) != VHD_EXTENSIONS[0]:
                 return path
             return self._grown_copy(instance, path)
 
@@ -124,6 +139,53 @@ class ImageCache(imagecache.ImageCacheManager):
         if rescue_image_id:
             self._check_rescue_image(instance, rescue_image_id, path)
         return path
+
+    def cache_image(self, context, image_id):
+        """Fetch an image into the cache ahead of any boot (pre-caching).
+
+        nova's ``cache_images`` (``POST /os-aggregates/{id}/images``,
+        microversion 2.81) asks each compute host of the aggregate; this
+        is the same fetch and checks as a boot's (compute-hyperv 16
+        ``ImageCache.cache_image``), under the same lock.  A VHD image is
+        cached as glance serves it: its grown copies depend on the flavor
+        and are made by the first boot that needs one.
+
+        :returns: True if the image was fetched, False if it was cached
+            already (nova's ``ComputeDriver.cache_image``).
+        :raises nova.exception.ImageNotFound: glance has no such image.
+        :raises compute_hyperv_ovs.exception.ImageNotVHD: the image is not
+            one Hyper-V boots (declared or actual content); nothing is
+            left in the cache.
+        :raises compute_hyperv_ovs.exception.ImageNotISO: an image declared
+            ``iso`` that is not one.
+        """
+        base_dir = self._pathutils.get_base_vhd_dir()
+
+        @utils.synchronized(_lock_name(image_id), external=True,
+                            lock_path=base_dir)
+        def cache_under_lock():
+            path = self._pathutils.get_image_path(image_id)
+            if path is not None:
+                # Asked for again: it is to stay, so it ages from now.
+                self._mark_used(path)
+                return False
+            declared = images.get_info(context, image_id).get('disk_format')
+            if (declared or '').lower() not in IMAGE_EXTENSIONS:
+                raise exception.ImageNotVHD(
+                    image_id=image_id,
+                    reason=_('its disk_format is %s') % declared)
+            self._fetch(context, image_id, declared,
+                        os.path.join(base_dir, image_id))
+            return True
+
+        return cache_under_lock()
+
+    @staticmethod
+    def _trusted_certs(instance):
+        """The instance's trusted image certificates, or None."""
+        if instance.obj_attr_is_set('trusted_certs'):
+            return instance.trusted_certs
+        return None
 
     @staticmethod
     def _declared_format(instance):
@@ -133,19 +195,26 @@ class ImageCache(imagecache.ImageCacheManager):
             return None
         return image_meta.disk_format or None
 
-    def _fetch(self, context, instance, image_id, declared, download_path):
+    def _fetch(self, context, image_id, declared, download_path,
+               trusted_certs=None, instance=None):
         """Download, check and name a new image; nothing stays if refused.
 
+        :param declared: the image's ``disk_format`` in glance, or None
+            (a rescue image: VHD or VHDX content, whichever it is).
+        :param trusted_certs: ``nova.objects.TrustedCerts`` that glance's
+            download verifies the image's signature against, or None.
+        :param instance: for the log only.
         :returns: ``download_path`` plus the extension of its format.
         """
-        trusted_certs = (instance.trusted_certs
-                         if instance.obj_attr_is_set('trusted_certs')
-                         else None)
         try:
             with compute_utils.disk_ops_semaphore:
                 images.fetch(context, image_id, download_path,
                              trusted_certs)
-            actual = self._content_format(image_id, download_path)
+            if declared is not None and declared.lower() == ISO_EXTENSION:
+                self._check_iso(image_id, download_path)
+                actual = ISO_EXTENSION
+            else:
+                actual = self._content_format(image_id, download_path)
             if declared is not None and declared.lower() != actual:
                 raise exception.ImageNotVHD(
                     image_id=image_id,
@@ -162,13 +231,26 @@ class ImageCache(imagecache.ImageCacheManager):
                  {'image': image_id, 'path': cached_path}, instance=instance)
         return cached_path
 
+    @staticmethod
+    def _check_iso(image_id, path):
+        """Refuse a file declared ``iso`` that is no ISO 9660/UDF image.
+
+        oslo.utils' format inspector looks for the volume descriptor after
+        the 32 KB system area, as nova's own image checks do
+        (``nova.virt.images.do_image_deep_inspection``).
+        """
+        try:
+            format_inspector.ISOInspector.from_file(path)
+        except format_inspector.ImageFormatError as exc:
+            raise exception.ImageNotISO(image_id=image_id) from exc
+
     def _content_format(self, image_id, path):
         """``vhd`` or ``vhdx``, as Hyper-V reads the file's content."""
         try:
             actual = self._vhdutils.get_vhd_format(path).lower()
         except os_win_exc.VHDException:
             actual = None
-        if actual not in IMAGE_EXTENSIONS:
+        if actual not in VHD_EXTENSIONS:
             raise exception.ImageNotVHD(
                 image_id=image_id,
                 reason=_('its content is neither VHD nor VHDX'))
@@ -198,6 +280,7 @@ class ImageCache(imagecache.ImageCacheManager):
         stem, ext = os.path.splitext(image_path)
         grown_path = '%s_%s%s' % (stem, root_gb, ext)
         if self._pathutils.exists(grown_path):
+            self._mark_used(grown_path)
             return grown_path
         image_id = os.path.basename(stem)
         try:
@@ -221,6 +304,18 @@ class ImageCache(imagecache.ImageCacheManager):
                 reason=exc) from exc
         return grown_path
 
+    @staticmethod
+    def _mark_used(path):
+        """Set the cached file's modification time to now.
+
+        The cache ages a file from its last use (see :meth:`update`); a
+        file found in the cache by a boot or a pre-cache request is in use
+        now (compute-hyperv 16 ``cache_image``, which nova 28 did not do:
+        an image fetched long ago could be removed right after a boot
+        whose instance the periodic task did not list yet).
+        """
+        os.utime(path, None)
+
     def _remove_quietly(self, path):
         # Clean-up after a failure: the failure is what the caller reports.
         try:
@@ -230,6 +325,11 @@ class ImageCache(imagecache.ImageCacheManager):
             LOG.exception('Could not remove %s; remove it by hand', path)
 
     def _check_rescue_image(self, instance, rescue_image_id, path):
+        if _extension(path) == ISO_EXTENSION:
+            raise nova_exception.ImageUnacceptable(
+                image_id=rescue_image_id,
+                reason=_('it is an ISO image; rescue boots from a VHD or '
+                         'VHDX image only'))
         image_size = self._vhdutils.get_vhd_size(path)['VirtualSize']
         root_size = instance.flavor.root_gb * units.Gi
         if image_size > root_size:
@@ -261,26 +361,32 @@ class ImageCache(imagecache.ImageCacheManager):
         time set to now, its grown copies included.  With ``[image_cache]
         remove_unused_base_images``, each file of an image no instance
         uses is removed once it was last used (or fetched) more than
-        ``remove_unused_original_minimum_age_seconds`` ago; grown copies
-        age by the same option (nova 28 and compute-hyperv 16
-        ``ImageCache._remove_if_old_image``).  Files whose name is not a
-        cached image's are left alone.
+        ``remove_unused_original_minimum_age_seconds`` ago, and each grown
+        copy ``<id>_<size>`` more than ``remove_unused_resized_minimum_
+        age_seconds`` ago, as nova 34 documents the two options (nova 28
+        and compute-hyperv 16 ``ImageCache._remove_if_old_image`` aged
+        grown copies as originals).  Cached ISO images (``<id>.iso``) age
+        like any original (both anchors listed only VHD/VHDX files and
+        kept every ISO for ever), and a grown copy whose original is gone
+        is still aged (the anchors found grown copies only through their
+        original).  Files whose name is not a cached image's are left
+        alone.
 
         :param all_instances: ``nova.objects.InstanceList``.
         """
         used = set(self._list_running_instances(
             context, all_instances)['used_images'])
         base_dir = self._pathutils.get_base_vhd_dir()
-        for image_id, paths in sorted(self._cached_files(base_dir).items()):
+        for image_id, files in sorted(self._cached_files(base_dir).items()):
             if image_id in used:
-                for path in paths:
-                    os.utime(path, None)
+                for path, _is_grown in files:
+                    self._mark_used(path)
             elif CONF.image_cache.remove_unused_base_images:
-                self._remove_if_old(base_dir, image_id, paths)
+                self._remove_if_old(base_dir, image_id, files)
 
     @staticmethod
     def _cached_files(base_dir):
-        """{image id: [its cached files]} of the files in ``base_dir``."""
+        """{image id: [(its cached file, whether a grown copy)]}."""
         grown = re.compile(r'^(?P<image>.+)_[0-9]+$')
         files = {}
         for entry in os.listdir(base_dir):
@@ -292,18 +398,22 @@ class ImageCache(imagecache.ImageCacheManager):
             if not uuidutils.is_uuid_like(image_id):
                 continue
             files.setdefault(image_id, []).append(
-                os.path.join(base_dir, entry))
+                (os.path.join(base_dir, entry), bool(match)))
         return files
 
-    def _remove_if_old(self, base_dir, image_id, paths):
-        min_age = CONF.image_cache.remove_unused_original_minimum_age_seconds
+    def _remove_if_old(self, base_dir, image_id, files):
+        options = CONF.image_cache
+        min_ages = {
+            False: options.remove_unused_original_minimum_age_seconds,
+            True: options.remove_unused_resized_minimum_age_seconds}
 
         @utils.synchronized(_lock_name(image_id), external=True,
                             lock_path=base_dir)
         def remove_under_lock():
-            for path in paths:
+            for path, is_grown in files:
                 if not self._pathutils.exists(path):
                     continue
+                min_age = min_ages[is_grown]
                 if self._pathutils.get_age_of_file(path) > min_age:
                     LOG.info('Removing %s from the image cache: unused for '
                              'more than %d s', path, min_age)

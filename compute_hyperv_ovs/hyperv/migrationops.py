@@ -42,6 +42,7 @@ from oslo_utils import units
 from compute_hyperv_ovs import exception as hyperv_exception
 from compute_hyperv_ovs.hyperv import block_device
 from compute_hyperv_ovs.hyperv import constants
+from compute_hyperv_ovs.hyperv import disk_qos
 from compute_hyperv_ovs.hyperv import osutils
 from compute_hyperv_ovs.hyperv import pathutils
 
@@ -130,11 +131,15 @@ class MigrationOps(object):
         (compute-hyperv 16 ``MigrationOps._check_target_flavor``).  A new
         flavor whose VM settings this host would refuse (``VMOps.
         check_resize_flavor``: RemoteFX, CPU pinning, uneven NUMA nodes
-        ...) is refused here too, before anything moves.
+        ...) or whose disk quota Hyper-V cannot enforce
+        (:func:`.disk_qos.check_flavor`) is refused here too, before the VM
+        stops.
         """
         try:
             self._vmops.check_resize_flavor(instance, flavor)
-        except hyperv_exception.VMRequestRefused as exc:
+            disk_qos.check_flavor(instance.uuid, flavor)
+        except (hyperv_exception.VMRequestRefused,
+                exception.InstanceUnacceptable) as exc:
             raise exception.InstanceFaultRollback(exc) from exc
         if (flavor.root_gb < instance.flavor.root_gb and
                 not self._block_dev_man.is_boot_from_volume(
@@ -282,6 +287,15 @@ class MigrationOps(object):
         if root_device['type'] == constants.DISK:
             root_device['path'] = self._adopt_root_disk(
                 context, instance, reparent, resize)
+        elif root_device['type'] == constants.DVD:
+            # An ISO-booted server's medium came with its other files
+            # (Hyper-V lists DVD images among the VM's storage paths); it
+            # is never resized.
+            root_device['path'] = self._pathutils.lookup_root_iso_path(
+                instance.name)
+            if not root_device['path']:
+                raise exception.DiskNotFound(
+                    location=self._pathutils.get_instance_dir(instance.name))
         self._adopt_ephemeral_disks(instance, block_device_info['ephemerals'],
                                     resize)
         self._vmops.create_instance(instance, network_info, root_device,

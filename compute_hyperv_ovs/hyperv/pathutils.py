@@ -52,6 +52,9 @@ _VHD_EXTENSIONS = (constants.DISK_FORMAT_VHD.lower(),
                    constants.DISK_FORMAT_VHDX.lower())
 _CONFIG_DRIVE_EXTENSIONS = (constants.CONFIG_DRIVE_DISK_FORMAT.lower(),
                             constants.CONFIG_DRIVE_DVD_FORMAT.lower())
+# An ISO image (glance disk_format iso), cached and booted from a DVD.
+_ISO_EXTENSION = constants.DISK_FORMAT_ISO.lower()
+_IMAGE_EXTENSIONS = _VHD_EXTENSIONS + (_ISO_EXTENSION,)
 
 _BASE_DIR_NAME = '_base'
 _EXPORT_DIR_NAME = 'export'
@@ -161,7 +164,8 @@ class PathUtils(os_win_pathutils.PathUtils):
     def get_root_vhd_path(self, instance_name, format_ext, rescue=False):
         """``<instance dir>\\root[-rescue].<format_ext>``.
 
-        :param format_ext: ``vhd`` or ``vhdx`` (any case).
+        :param format_ext: ``vhd`` or ``vhdx``, or ``iso`` for the copy of
+            an ISO image a server boots from (any case).
         """
         return os.path.join(self.get_instance_dir(instance_name),
                             _file_name(_ROOT_DISK_NAME, format_ext, rescue))
@@ -196,6 +200,16 @@ class PathUtils(os_win_pathutils.PathUtils):
             self.get_root_vhd_path(instance_name, ext, rescue)
             for ext in _VHD_EXTENSIONS)
 
+    def lookup_root_iso_path(self, instance_name):
+        """The ISO-booted server's ``<instance dir>\\root.iso``, or None.
+
+        None also when the instance directory does not exist.
+        """
+        path = os.path.join(
+            self.get_instance_dir(instance_name, create_dir=False),
+            _file_name(_ROOT_DISK_NAME, _ISO_EXTENSION))
+        return path if self.exists(path) else None
+
     def lookup_ephemeral_vhd_path(self, instance_name, eph_name):
         """The ephemeral disk file named ``eph_name``, or None."""
         return self._first_existing(
@@ -213,7 +227,7 @@ class PathUtils(os_win_pathutils.PathUtils):
         return self._instances_sub_dir(_BASE_DIR_NAME)
 
     def get_image_path(self, image_name):
-        """The cached image file ``_base\\<image_name>.vhd|.vhdx``, or None.
+        """The cached image ``_base\\<image_name>.vhd|.vhdx|.iso``, or None.
 
         :param image_name: the cache's name of the image (its glance id,
             or ``<id>_<size in GB>`` for a resized copy).
@@ -221,7 +235,7 @@ class PathUtils(os_win_pathutils.PathUtils):
         base_dir = self.get_base_vhd_dir()
         return self._first_existing(
             os.path.join(base_dir, _file_name(image_name, ext))
-            for ext in _VHD_EXTENSIONS)
+            for ext in _IMAGE_EXTENSIONS)
 
     def get_export_dir(self, instance_name):
         """``<instances dir>\\export\\<instance name>``, new and empty.

@@ -27,6 +27,7 @@ from os_win import exceptions as os_win_exc
 from os_win import utilsfactory
 from oslo_log import log as logging
 
+from compute_hyperv_ovs.hyperv import constants
 from compute_hyperv_ovs.hyperv import osutils
 from compute_hyperv_ovs.hyperv import pathutils
 
@@ -35,6 +36,8 @@ LOG = logging.getLogger(__name__)
 # The container of every upload: a bare disk file, as glance expects for
 # VHD/VHDX images.
 CONTAINER_FORMAT = 'bare'
+# glance's disk_format of an ISO-booted server's snapshot.
+ISO_FORMAT = constants.DISK_FORMAT_ISO.lower()
 
 
 class SnapshotOps(object):
@@ -57,12 +60,20 @@ class SnapshotOps(object):
         :param image_id: the glance image nova created for the snapshot.
         :param update_task_state: nova's callback,
             ``update_task_state(task_state, expected_state=None)``.
+        A server booted from an ISO image has no root disk: its snapshot
+        is its medium, see :meth:`_snapshot_iso_server`.
+
         :raises nova.exception.InstanceNotFound: no VM of that name here.
         :raises nova.exception.DiskNotFound: the VM has no root disk file
             in its instance directory (nothing to snapshot).
         :raises os_win.exceptions.VHDException: Hyper-V could not merge
             the copy (the facade maps it).
         """
+        root_iso = self._pathutils.lookup_root_iso_path(instance.name)
+        if root_iso:
+            self._snapshot_iso_server(context, instance, image_id,
+                                      update_task_state, root_iso)
+            return
         try:
             checkpoint = self._vmutils.take_vm_snapshot(instance.name)
         except os_win_exc.HyperVVMNotFoundException:
@@ -88,6 +99,25 @@ class SnapshotOps(object):
             if export_dir:
                 self._pathutils.rmtree(export_dir)
 
+    def _snapshot_iso_server(self, context, instance, image_id,
+                             update_task_state, root_iso):
+        """Upload an ISO-booted server's medium (``root.iso``) as the image.
+
+        Such a server has no root disk (see ``VMOps._create_root_iso``):
+        what it boots is the read-only ISO, which the snapshot keeps, as
+        ``disk_format`` iso; its ephemeral disks, like any server's, are
+        not part of a snapshot.  So shelving and unshelving it boots the
+        same medium again (nova powers the server off before the
+        snapshot of a shelve; refusing here would leave it off).  No
+        checkpoint is needed: nothing writes to the ISO.
+        """
+        update_task_state(task_state=task_states.IMAGE_PENDING_UPLOAD)
+        update_task_state(task_state=task_states.IMAGE_UPLOADING,
+                          expected_state=task_states.IMAGE_PENDING_UPLOAD)
+        self._upload(context, image_id, root_iso, disk_format=ISO_FORMAT)
+        LOG.info('Uploaded the ISO medium as image %s', image_id,
+                 instance=instance)
+
     def _flat_copy(self, root_path, export_dir):
         """Copy ``root_path`` into ``export_dir`` as one stand-alone disk.
 
@@ -110,15 +140,18 @@ class SnapshotOps(object):
         self._vhdutils.merge_vhd(root_copy)
         return parent_copy
 
-    def _upload(self, context, image_id, image_path):
+    def _upload(self, context, image_id, image_path, disk_format=None):
         """Send ``image_path`` to glance as image ``image_id``'s data.
 
         ``disk_format`` is the file's own format as Hyper-V reads it
         (os-win ``VHDUtils.get_vhd_format``: ``VHD`` or ``VHDX``, lower
         case for glance); ``container_format`` is ``bare``.  Other image
         properties stay as nova set them (``purge_props=False``).
+
+        :param disk_format: glance's format, when the file is no VHD/VHDX.
         """
-        disk_format = self._vhdutils.get_vhd_format(image_path).lower()
+        disk_format = (disk_format or
+                       self._vhdutils.get_vhd_format(image_path).lower())
         image_service, image_id = glance.get_remote_image_service(
             context, image_id)
         metadata = {'disk_format': disk_format,

@@ -51,6 +51,7 @@ from oslo_utils import uuidutils
 from compute_hyperv_ovs import exception
 from compute_hyperv_ovs.hyperv import block_device
 from compute_hyperv_ovs.hyperv import constants
+from compute_hyperv_ovs.hyperv import disk_qos
 from compute_hyperv_ovs.hyperv import osutils
 from compute_hyperv_ovs.hyperv import pathutils
 from compute_hyperv_ovs.hyperv import vmsettings
@@ -73,7 +74,8 @@ BOOT_CONTROLLER = {constants.VM_GEN_1: constants.CTRL_TYPE_IDE,
                    constants.VM_GEN_2: constants.CTRL_TYPE_SCSI}
 
 HYPERV_DISK_FORMATS = (constants.DISK_FORMAT_VHD.lower(),
-                       constants.DISK_FORMAT_VHDX.lower())
+                       constants.DISK_FORMAT_VHDX.lower(),
+                       constants.DISK_FORMAT_ISO.lower())
 
 # Hyper-V's EnabledState values, for messages.
 STATE_NAMES = {
@@ -179,7 +181,7 @@ class VMOps(object):
         checked once fetched (``imagecache.ImageCache``).
 
         :raises compute_hyperv_ovs.exception.ImageNotVHD: disk_format is
-            not vhd or vhdx.
+            not vhd, vhdx or iso.
         :raises compute_hyperv_ovs.exception.Generation2NeedsVHDX: a
             generation 2 image whose disk_format is vhd (generation 2 VMs
             boot only from VHDX).
@@ -276,6 +278,7 @@ class VMOps(object):
         self.check_not_yet_supported(instance, image_meta)
         vm_gen = self.get_image_vm_generation(instance.uuid, image_meta)
         self.vm_settings(instance, image_meta, vm_gen)
+        disk_qos.check_flavor(instance.uuid, instance.flavor)
         self._check_network(network_info)
         LOG.info('Spawning new instance', instance=instance)
         if self._vmutils.vm_exists(instance.name):
@@ -374,6 +377,9 @@ class VMOps(object):
     # ---- disks ----
 
     def _create_root_device(self, context, instance, root_device, vm_gen):
+        if root_device['type'] == constants.DVD:
+            root_device['path'] = self._create_root_iso(context, instance)
+            return
         if root_device['type'] != constants.DISK:
             return
         root_device['path'] = self._create_root_vhd(context, instance)
@@ -462,6 +468,30 @@ class VMOps(object):
             if path:
                 self._pathutils.remove(path)
 
+    def _create_root_iso(self, context, instance):
+        """``root.iso``: the instance's own copy of its cached ISO image.
+
+        The VM boots it from a DVD drive in the root disk's place
+        (compute-hyperv 16 ``VMOps._create_root_iso``; nova 28 left such
+        a VM without a root device).  The flavor's root disk is not
+        created, as compute-hyperv did not: the ISO is the boot medium
+        and an installer writes to the flavor's ephemeral disks.  A copy,
+        not the cached file, so that the cache can age the image while
+        the server keeps its medium.
+
+        :returns: the copy's path.
+        """
+        cached = self._imagecache.get_cached_image(context, instance)
+        iso_path = self._pathutils.get_root_vhd_path(
+            instance.name, constants.DISK_FORMAT_ISO)
+        try:
+            self._pathutils.copyfile(cached, iso_path)
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                if self._pathutils.exists(iso_path):
+                    self._pathutils.remove(iso_path)
+        return iso_path
+
     def check_vm_image_type(self, instance_id, vm_gen, root_vhd_path):
         """Refuse a generation 2 VM on a VHD root disk.
 
@@ -526,17 +556,22 @@ class VMOps(object):
             self._vmutils.enable_secure_boot(
                 name, msft_ca_required=settings.secure_boot_msft_ca)
         self._vmutils.create_scsi_controller(name)
-        if root_device['type'] == constants.DISK:
+        if root_device['type'] in (constants.DISK, constants.DVD):
             self._attach_drive(name, root_device['path'],
                                root_device['drive_addr'],
                                root_device['ctrl_disk_addr'],
-                               root_device['disk_bus'], constants.DISK)
+                               root_device['disk_bus'], root_device['type'])
+        local_disks = []
+        if root_device['type'] == constants.DISK:
+            local_disks.append(root_device['path'])
         for eph in block_device_info['ephemerals']:
             # An ephemeral without a path was dropped by a resize.
             if eph.get('path'):
                 self._attach_drive(name, eph['path'], eph['drive_addr'],
                                    eph['ctrl_disk_addr'], eph['disk_bus'],
                                    constants.DISK)
+                local_disks.append(eph['path'])
+        self._set_disk_qos(instance, local_disks)
         # Volumes (the root volume too) at the slots block_device gave
         # them; a volume that fails undoes the ones before it.
         resources = self._volumeops.attach_volumes(block_device_info, name)
@@ -548,6 +583,25 @@ class VMOps(object):
             self._vmutils.create_nic(name, vif['id'], vif['address'])
         if CONF.hyperv.enable_instance_metrics_collection:
             self._metricsutils.enable_vm_metrics_collection(name)
+
+    def _set_disk_qos(self, instance, disk_paths):
+        """Limit the root and ephemeral disks to the flavor's disk quota.
+
+        Every path through here creates a new VM (spawn, and the
+        re-created VM of a resize and of its revert), which Hyper-V starts
+        without limits; so a flavor without a disk quota needs nothing
+        set, and a resize or a revert gets the limits of the flavor the
+        instance has then (compute-hyperv 16 reset them on the VM it kept).
+        The config drive is not limited.  Rescue and unrescue, which
+        attach the disks anew, set the limits again.  See :mod:`.disk_qos`.
+        """
+        limit = disk_qos.max_iops(instance.uuid, instance.flavor)
+        if not limit:
+            return
+        for path in disk_paths:
+            LOG.debug('Limiting %(path)s to %(iops)d normalised IOPS',
+                      {'path': path, 'iops': limit}, instance=instance)
+            self._vmutils.set_disk_qos_specs(path, limit)
 
     def _create_com_port_pipe(self, instance):
         # The guest's console (COM1) goes to a named pipe, which the serial
@@ -1031,6 +1085,8 @@ class VMOps(object):
         # The instance's own disk stays reachable from the rescue system.
         self._vmutils.attach_scsi_drive(instance.name, root_path,
                                         drive_type=constants.DISK)
+        # A disk's QoS goes with its drive: both drives are new.
+        self._set_disk_qos(instance, [rescue_path, root_path])
         if configdrive.required_by(instance):
             self._detach_config_drive(instance.name)
             path = self._create_config_drive(
@@ -1067,6 +1123,7 @@ class VMOps(object):
             self._attach_drive(instance.name, root_path, ROOT_DISK_SLOT[0],
                                ROOT_DISK_SLOT[1], BOOT_CONTROLLER[vm_gen],
                                constants.DISK)
+            self._set_disk_qos(instance, [root_path])
         self._detach_config_drive(instance.name, rescue=True, delete=True)
         drive = self._pathutils.lookup_configdrive_path(instance.name)
         if drive and not self._vmutils.is_disk_attached(drive,
