@@ -29,6 +29,8 @@ DRIVER_TRAITS = frozenset([
     'COMPUTE_SECURITY_UEFI_SECURE_BOOT',  # supports_secure_boot
     'COMPUTE_VOLUME_EXTEND',            # supports_extend_volume
     'COMPUTE_VOLUME_ATTACH_WITH_TAG',   # supports_tagged_attach_volume
+    'COMPUTE_IMAGE_TYPE_ISO',           # supports_image_type_iso
+    'COMPUTE_TRUSTED_CERTS',            # supports_trusted_certs
 ])
 # What nova's resource tracker sets on every compute node it owns.
 NOVA_TRAITS = frozenset(['COMPUTE_NODE', 'OWNER_NOVA'])
