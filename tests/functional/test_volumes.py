@@ -158,7 +158,7 @@ class AttachDetachTest(VolumeTestBase):
         vm = self.vm_of(server)
         (disk,) = [d for d in vm.disks if 'fs1' in d.path]
         self.assertTrue(disk.path.endswith('volume-%s.vhdx' % SMB_VOL))
-        self.assertEqual((None, 300), vm.disk_qos[disk.path])
+        self.assertEqual((0, 300), vm.disk_qos[disk.path])
         self.assertEqual({'\\\\fs1\\cinder'},
                          set(self.host('host1').storage.smb_mappings))
         self.detach(server, SMB_VOL)

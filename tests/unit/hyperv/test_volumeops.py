@@ -285,7 +285,7 @@ class VolumeOpsTestCase(test.NoDBTestCase):
         (disk,) = self.host.vms[VM].disks
         self.assertEqual(path, disk.path)
         # 8 KiB normalised IOPS, rounded up.
-        self.assertEqual((None, 11), self.host.vms[VM].disk_qos[path])
+        self.assertEqual((0, 11), self.host.vms[VM].disk_qos[path])
         self.ops.detach_volume(info, VM)
         self.assertEqual((), self.host.vms[VM].disks)
         self.assertFalse(self.host.storage.smb_mappings)
@@ -294,4 +294,4 @@ class VolumeOpsTestCase(test.NoDBTestCase):
         info = self.smb(qos={'total_iops_sec': 500,
                              'total_bytes_sec': 8192})
         path = self.ops.attach_volume(info, VM)
-        self.assertEqual((None, 500), self.host.vms[VM].disk_qos[path])
+        self.assertEqual((0, 500), self.host.vms[VM].disk_qos[path])
