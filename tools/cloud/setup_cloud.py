@@ -26,6 +26,10 @@ SERVICES = {
     'placement': ('placement', 58778, ''),
     'nova': ('compute', 58774, '/v2.1'),
     'neutron': ('network', 59696, ''),
+    # Block storage v3 (the type nova's [cinder] catalog_info and tempest
+    # look up); no project id in the URL, as cinder has accepted since
+    # its microversion 3.67 and devstack registers it.
+    'cinder': ('volumev3', 58776, '/v3'),
 }
 SERVICE_PASSWORD = 'cloud-service'
 DEMO_PASSWORD = 'cloud-demo'
