@@ -26,6 +26,10 @@ SERVICES = {
     'placement': ('placement', 58778, ''),
     'nova': ('compute', 58774, '/v2.1'),
     'neutron': ('network', 59696, ''),
+    # Block storage v3 (the type nova's [cinder] catalog_info and tempest
+    # look up); no project id in the URL, as cinder has accepted since
+    # its microversion 3.67 and devstack registers it.
+    'cinder': ('volumev3', 58776, '/v3'),
 }
 SERVICE_PASSWORD = 'cloud-service'
 DEMO_PASSWORD = 'cloud-demo'
@@ -39,9 +43,14 @@ IMAGES = [
      {'hypervisor_type': 'hyperv', 'hw_machine_type': 'hyperv-gen1'}),
     # Its boot sector halts the CPU and never answers the ACPI power
     # button, so nova would wait shutdown_timeout (60 s) on every stop,
-    # rebuild and shelve before turning it off.
+    # rebuild and shelve before turning it off.  Nor would it answer a
+    # PCI hot-unplug request, which a virtio-blk disk's detach waits for
+    # (nova retries it, then gives up and the volume stays in-use): its
+    # disks sit on a virtio-scsi controller instead, where QEMU removes a
+    # disk without asking the guest, so Cinder volumes detach live.
     ('kvm-halt', 'halt.qcow2', 'qcow2',
-     {'hypervisor_type': 'qemu', 'os_shutdown_timeout': '0'}),
+     {'hypervisor_type': 'qemu', 'os_shutdown_timeout': '0',
+      'hw_disk_bus': 'scsi', 'hw_scsi_model': 'virtio-scsi'}),
 ]
 
 
