@@ -10,5 +10,4 @@ config_generator_config_file = [(
     '_static/compute-hyperv-ovs')]
 master_doc = 'index'
 html_theme = 'alabaster'
-html_static_path = ['_static']
 exclude_patterns = []
