@@ -20,9 +20,11 @@ import testtools
 
 import nova.conf
 
+from compute_hyperv_ovs.hyperv import volumeops
 from tests.fixtures.hyperv import fixture as hyperv_fixture
 from tests.fixtures.hyperv import guest as hyperv_guest
 from tests.fixtures.hyperv import state_files
+from tests.fixtures.hyperv import storage
 
 CONF = nova.conf.CONF
 
@@ -191,3 +193,49 @@ class HostStateTestCase(testtools.TestCase):
             saved, = json.load(f)['vms']
         self.assertEqual('', saved['console_unread'])
         self.assertEqual(1, saved['boot_count'])
+
+    def _rbd_connector(self, hostname):
+        with self.hosts.building(hostname):
+            return volumeops.RBDConnector(
+                root_helper=None, device_scan_attempts=1,
+                device_scan_interval=0,
+                execute=volumeops.run_storage_command)
+
+    def test_rbd_mapping_is_seen_by_the_other_hosts_process(self):
+        # The destination of a live migration maps the volume in its own
+        # process (pre_live_migration); the source's process, moving the
+        # VM, must see the disk the destination has.
+        volume = storage.SAN.add_rbd_image('volumes/volume-1')
+        _store1, store2 = self._stores()
+        props = {'name': 'volumes/volume-1', 'hosts': ['127.0.0.1'],
+                 'ports': ['6789'], 'auth_username': 'cinder'}
+        self._rbd_connector('host2').connect_volume(props)
+        number = self.host2.storage.disks[volume.uid].number
+
+        # Another process: host2's storage as it starts, empty.
+        self.synced.uninstall()
+        self.host2.storage.rbd_mappings.clear()
+        self.host2.storage.disks.clear()
+        self._stores()
+        diskutils = self._utils('host2', 'diskutils')
+        self.assertEqual(
+            r'\\.\PHYSICALDRIVE%d' % number,
+            diskutils.get_device_name_by_device_number(number))
+        self.assertEqual(['volumes/volume-1'],
+                         list(self.host2.storage.rbd_mappings))
+        self.assertFalse(self.host2.storage.disks[volume.uid].online)
+        with open(store2.path) as f:
+            saved = json.load(f)['storage']
+        self.assertEqual(volume.uid,
+                         saved['rbd_mappings']['volumes/volume-1']['uid'])
+
+    def test_iscsi_sessions_are_not_kept_silently(self):
+        # Only RBD mappings are kept; a host with an iSCSI session would
+        # lose it at its next restart, so saving it fails loudly.
+        self._stores()
+        self.host1.storage.iscsi_sessions.append(
+            storage.ISCSISession(
+                1, 'iqn.2010-10.org.openstack:volume-1', '192.0.2.1:3260',
+                None, False))
+        vmutils = self._utils('host1', 'vmutils')
+        self.assertRaises(NotImplementedError, vmutils.list_instances)
