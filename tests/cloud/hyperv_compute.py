@@ -17,7 +17,7 @@ host::
 
     python tests/cloud/hyperv_compute.py --host hv1:127.0.0.11:DIR \\
         --peer hv2:127.0.0.12:DIR2 --vswitch external \\
-        --guest-shutdown-seconds 1 \\
+        --guest-shutdown-seconds 1 --ceph-cluster \\
         -- --config-file DIR/nova.conf --log-file DIR/nova-compute.log
 
 It installs the simulated Hyper-V host of ``tests/fixtures/hyperv/`` in
@@ -27,7 +27,10 @@ point, ``nova.cmd.compute.main``, which loads the driver named by
 ``compute_driver`` as on a real host.  Peers are the other simulated hosts
 this host may live-migrate to or from (their state files are read and
 written under their locks).  The instances path of a host is
-``DIR/instances`` (shared-nothing).
+``DIR/instances`` (shared-nothing).  With ``--ceph-cluster`` the hosts'
+RBD volumes are the images of a real Ceph cluster (the cloud's, which
+Cinder's RBD driver fills), read through each host's ``DIR/ceph``, the
+host's ``%ProgramData%\\ceph`` (``tests/fixtures/hyperv/ceph_cluster.py``).
 
 Never part of the shipped package.
 """
@@ -49,8 +52,10 @@ import compute_hyperv_ovs  # noqa: E402,F401
 from nova import config  # noqa: E402
 from nova.virt import node  # noqa: E402
 
+from tests.fixtures.hyperv import ceph_cluster  # noqa: E402
 from tests.fixtures.hyperv import fixture as hyperv_fixture  # noqa: E402
 from tests.fixtures.hyperv import state_files  # noqa: E402
+from tests.fixtures.hyperv import storage  # noqa: E402
 
 
 def _host_spec(text):
@@ -102,18 +107,29 @@ def main(argv):
              'reboot), on every simulated host of this process; nova '
              'waits for it up to its shutdown_timeout (60 s) before '
              'turning the VM off (default: %(default)s)')
+    parser.add_argument(
+        '--ceph-cluster', action='store_true',
+        help="the hosts' rbd device map maps images of the real Ceph "
+             "cluster named by each host's DIR/ceph/ceph.conf and "
+             "DIR/ceph/keyring (Ceph for Windows' %%ProgramData%%\\ceph), "
+             "read with this machine's rbd tool; without it, only images "
+             "a test registered")
     parser.add_argument('nova_args', nargs=argparse.REMAINDER)
     args = parser.parse_args(argv[1:])
     nova_args = [a for a in args.nova_args if a != '--']
 
     fixture = hyperv_fixture.HyperVHostsFixture()
     fixture.setUp()
+    if args.ceph_cluster:
+        storage.SAN.rbd_cluster = ceph_cluster.CephCluster()
     stores = []
     for name, ip, directory in [args.host] + args.peer:
         host = fixture.add_host(
             name, vswitch_name=args.vswitch, local_ips=[ip],
             instances_path=os.path.join(directory, 'instances'))
         host.guest_shutdown_seconds = args.guest_shutdown_seconds
+        if args.ceph_cluster:
+            host.storage.ceph_conf_dir = os.path.join(directory, 'ceph')
         stores.append(state_files.HostStateStore(host, directory))
     synced = state_files.SyncedHosts(stores)
     synced.install()

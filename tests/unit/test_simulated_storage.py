@@ -17,8 +17,10 @@ real ones; what they call is the simulated host's os-win utils and Ceph
 tools.
 """
 
+import json
 import os
 import subprocess
+import sys
 import warnings
 
 import fixtures
@@ -34,12 +36,32 @@ from oslo_concurrency import processutils
 import testtools
 
 from compute_hyperv_ovs.hyperv import volumeops
+from tests.fixtures.hyperv import ceph_cluster
 from tests.fixtures.hyperv import fixture as hyperv_fixture
 from tests.fixtures.hyperv import storage
 
 IQN = 'iqn.2010-10.org.openstack:volume-1'
 PORTAL = '192.0.2.200:3260'
 IMAGE = 'volumes/volume-1'
+FAKE_RBD = '''#!%(python)s
+import json, os, sys
+args = sys.argv[1:]
+opts = dict(zip(args[0:-4:2], args[1:-4:2]))
+assert args[-4:-1] == ['info', '--format', 'json'], args
+name = args[-1]
+keyring = opts['--keyring']
+client = '[client.%%s]' %% opts.get('--id', 'admin')
+if not os.path.exists(keyring) or client not in open(keyring).read():
+    sys.stderr.write("rbd: couldn't connect to the cluster!\\n")
+    sys.exit(13)
+images = json.load(open('%(images)s'))
+if name not in images:
+    sys.stderr.write('rbd: error opening image %%s: (2) No such file or '
+                     'directory\\n' %% name.split('/')[-1])
+    sys.exit(2)
+image_id, size = images[name]
+print(json.dumps({'name': name.split('/')[-1], 'id': image_id, 'size': size}))
+'''
 MONS = ['127.0.0.1']
 PORTS = ['6789']
 
@@ -320,6 +342,52 @@ class StorageSimulationTestCase(testtools.TestCase):
                           self._rbd_props('volumes/volume-missing'))
         conn.disconnect_volume(self._rbd_props())
         self.assertEqual({}, self.host1.storage.disks)
+
+    def _cluster(self, images):
+        # A stand-in for Linux's rbd tool in front of a cluster holding
+        # ``images`` ({name: (id, size)}), readable only with the host's
+        # keyring for client.cinder: what ceph_cluster asks a real one.
+        tmp = self.useFixture(fixtures.TempDir()).path
+        with open(os.path.join(tmp, 'images.json'), 'w') as f:
+            json.dump(images, f)
+        tool = os.path.join(tmp, 'rbd')
+        with open(tool, 'w') as f:
+            f.write(FAKE_RBD % {'python': sys.executable,
+                                'images': os.path.join(tmp, 'images.json')})
+        os.chmod(tool, 0o755)
+        conf_dir = os.path.join(tmp, 'ProgramData-ceph')
+        os.makedirs(conf_dir)
+        with open(os.path.join(conf_dir, 'keyring'), 'w') as f:
+            f.write('[client.cinder]\n\tkey = AQB=\n')
+        self.san.rbd_cluster = ceph_cluster.CephCluster(rbd_cmd=tool)
+        self.host1.storage.ceph_conf_dir = conf_dir
+        return images
+
+    def test_rbd_maps_only_images_the_real_cluster_has(self):
+        self._cluster({IMAGE: ['10f3a6b2c9d1', 2 * 1024 ** 3]})
+        conn = self._connector(rbd.WindowsRBDConnector)
+        conn.connect_volume(self._rbd_props())
+        volume = self.host1.storage.rbd_mappings[IMAGE]
+        self.assertEqual((2 * 1024 ** 3, '60014%027X' % 0x10f3a6b2c9d1),
+                         (self.host1.storage.disks[volume.uid].size,
+                          volume.uid))
+        exc = self.assertRaises(processutils.ProcessExecutionError,
+                                conn.connect_volume,
+                                self._rbd_props('volumes/volume-missing'))
+        self.assertEqual((2, 'rbd: error opening image volume-missing: (2) '
+                             'No such file or directory'),
+                         (exc.exit_code, exc.stderr))
+        conn.disconnect_volume(self._rbd_props())
+        self.assertEqual({}, self.host1.storage.disks)
+
+    def test_rbd_cluster_refuses_a_host_without_the_key(self):
+        self._cluster({IMAGE: ['10f3a6b2c9d1', 1024 ** 3]})
+        os.remove(os.path.join(self.host1.storage.ceph_conf_dir, 'keyring'))
+        conn = self._connector(rbd.WindowsRBDConnector)
+        exc = self.assertRaises(processutils.ProcessExecutionError,
+                                conn.connect_volume, self._rbd_props())
+        self.assertIn("couldn't connect to the cluster", exc.stderr)
+        self.assertEqual({}, self.host1.storage.rbd_mappings)
 
     def test_rbd_tools_missing(self):
         self.host1.storage.rbd_installed = False
