@@ -17,12 +17,17 @@ libvirt (``virsh``) and the compute logs.
      of a new TCP 22 packet reaching the VM's port and of a TCP 80 packet
      dropped; a TCP 80 rule added through the API reaches the flows
      within the agent's next loops (how long it took is printed)
-  5. live migration (block, shared-nothing) of the hv1 server to hv2
+  4b. a Cinder volume (RBD on the one-node Ceph) attached to the hv1
+     server: its connection info, hv1's rbd-wnbd mapping of the image (the
+     simulated host maps only images the cloud's Ceph has, read through
+     the host's own Ceph configuration) and the passthrough disk it became
+  5. live migration (block, shared-nothing) of the hv1 server to hv2, with
+     its volume: mapped on hv2, unmapped on hv1, cinder's attachment hv2's
+  5b. the volume detached from the server on hv2 and deleted
   5a. a Cinder volume (RBD on the one-node Ceph) attached to the kvm1
      server: its connection info, the rbd network disk in the domain XML,
      QEMU's librbd client watching the image; detached live, deleted, the
-     image gone from the pool.  hv1's attach is a skipped check until the
-     driver's volume support lands (issue 16)
+     image gone from the pool
   6. delete both: nothing left on any host, in placement or in neutron
 
 Step 0 prints each host's agent as neutron reports it (alive, binary, the
@@ -248,14 +253,16 @@ def show_trace(out):
             print('    | %s' % line)
 
 
+def sim_state(host):
+    """The simulated Hyper-V host's whole state file (a dict)."""
+    with open(os.path.join(host_dir(host), 'hyperv-host.json')) as f:
+        return json.load(f)
+
+
 def sim_vm(host, name):
     """The VM named name in the simulated Hyper-V host's state, or None."""
-    with open(os.path.join(host_dir(host), 'hyperv-host.json')) as f:
-        state = json.load(f)
-    for vm in state['vms']:
-        if vm['name'] == name:
-            return vm
-    return None
+    return next((vm for vm in sim_state(host)['vms'] if vm['name'] == name),
+                None)
 
 
 def log_times(path, server_id, port_id):
@@ -512,7 +519,7 @@ def volume_status(conn, volume_id, want, timeout=120):
 
 
 def volumes(conn, kvm, instance_name):
-    """Step 5a: a Cinder RBD volume on kvm1's server, then on hv1's."""
+    """Step 5a: a Cinder RBD volume on kvm1's server."""
     t0 = time.monotonic()
     vol = osc('volume', 'create', '--size', '1', 'job-vol')
     vol = volume_status(conn, vol['id'], 'available')
@@ -590,13 +597,127 @@ def volumes(conn, kvm, instance_name):
     check(image not in rbd_images(), 'the volume and its image are deleted '
           '(pool %s: %s)' % (CEPH_POOL, rbd_images()))
 
-    # The Hyper-V side: the driver attaches volumes through os-brick's
-    # Windows RBD connector (tests/functional/test_volumes.py), but the
-    # cloud's simulated hv hosts run rbd-wnbd's stand-in against an image
-    # registry of their own, not against this cloud's Ceph yet, so the
-    # check is skipped, not run.
-    check.skip("hv1 volume attach: the simulated hosts' rbd-wnbd is not "
-               "joined to the cloud's Ceph yet (issue 16)")
+
+def hv_volume_disks(host, vm_name):
+    """The VM's passthrough disks on a simulated host, with what they are.
+
+    :returns: a list of dicts: serial (the volume id), slot, number (the
+        host disk number the VM's disk drive names), image (the RBD image
+        mapped as that disk, or None), online (the host disk's state).
+    """
+    vm = sim_vm(host, vm_name)
+    st = sim_state(host)['storage']
+    image_of = {v['uid']: name for name, v in st['rbd_mappings'].items()}
+    disks = {d['number']: d for d in st['disks']}
+    found = []
+    for vol in (vm or {}).get('volumes', []):
+        m = re.search(r'PHYSICALDISK\\(\d+)', vol['host_resource'])
+        disk = disks.get(int(m.group(1))) if m else None
+        found.append({
+            'serial': vol['serial'], 'slot': '%s %s:%s' % (
+                vol['controller_type'], vol['controller_addr'], vol['slot']),
+            'number': int(m.group(1)) if m else None,
+            'image': disk and image_of.get(disk['volume']['uid']),
+            'online': disk and disk['online'],
+            'size': disk and disk['size']})
+    return found
+
+
+def rbd_mappings(host):
+    """Image names the simulated host's rbd-wnbd has mapped."""
+    return sorted(sim_state(host)['storage']['rbd_mappings'])
+
+
+def show_hv_volume_disks(host, vm_name):
+    disks = hv_volume_disks(host, vm_name)
+    print('  %s: VM %s passthrough disks (the simulated host\'s state):'
+          % (host, vm_name))
+    for d in disks:
+        print('    | %(slot)s serial %(serial)s -> host disk %(number)s '
+              '(online %(online)s, %(size)s bytes) = rbd-wnbd mapping of '
+              '%(image)s' % d)
+    print('  %s: rbd-wnbd mappings %s' % (host, rbd_mappings(host)))
+    return disks
+
+
+def hv_volume_attach(conn, hv, vm_name):
+    """Step 4b: a Cinder RBD volume on hv1's server, through rbd-wnbd.
+
+    :returns: (the volume, its image name), for steps 5 and 5b.
+    """
+    t0 = time.monotonic()
+    vol = osc('volume', 'create', '--size', '1', 'job-hv-vol')
+    vol = volume_status(conn, vol['id'], 'available')
+    image = 'volume-%s' % vol.id
+    name = '%s/%s' % (CEPH_POOL, image)
+    print('  volume %s: %s GB on %s, created in %.1f s' % (
+        vol.id, vol.size, vol.host, time.monotonic() - t0))
+    t0 = time.monotonic()
+    osc('server', 'add', 'volume', hv.id, vol.id)
+    vol = volume_status(conn, vol.id, 'in-use')
+    print('  attached to %s in %.1f s' % (hv.name, time.monotonic() - t0))
+    attachment, = osc('volume', 'attachment', 'list', '--volume-id', vol.id,
+                      volume_api=VOLUME_MICROVERSION)
+    info = osc('volume', 'attachment', 'show', attachment['ID'],
+               volume_api=VOLUME_MICROVERSION)
+    props = info.get('Properties') or {}
+    print('  connection info (attachment %s, %s):' % (attachment['ID'],
+                                                      info.get('Status')))
+    for key in ('driver_volume_type', 'name', 'hosts', 'ports',
+                'auth_username'):
+        print('    %s: %s' % (key, props.get(key)))
+    check(props.get('driver_volume_type') == 'rbd' and
+          props.get('name') == name, 'cinder hands hv1 the rbd image %s'
+          % name)
+    disks = show_hv_volume_disks('hv1', vm_name)
+    check(rbd_mappings('hv1') == [name], "hv1's rbd-wnbd mapped %s from "
+          "the cloud's Ceph, and nothing else" % name)
+    check(len(disks) == 1 and disks[0]['image'] == name and
+          disks[0]['serial'] == vol.id,
+          "the VM's passthrough disk is that image's host disk, tagged "
+          "with the volume id")
+    check(len(disks) == 1 and disks[0]['online'] is False,
+          'the host disk is offline (Hyper-V passes through offline disks '
+          'only)')
+    check(len(disks) == 1 and disks[0]['size'] == vol.size * 1024 ** 3,
+          'the host disk has the image\'s size in Ceph (%s GiB)' % vol.size)
+    host_name = [a.get('host_name') for a in vol.attachments]
+    check(host_name == ['hv1'], "cinder's attachment is hv1's (%s)"
+          % host_name)
+    return vol, name
+
+
+def hv_volume_moved(conn, vol, name, vm_name):
+    """After step 5: the volume went with the VM from hv1 to hv2."""
+    disks = show_hv_volume_disks('hv2', vm_name)
+    check(rbd_mappings('hv2') == [name] and len(disks) == 1 and
+          disks[0]['image'] == name and disks[0]['serial'] == vol.id,
+          "the VM on hv2 has the volume as hv2's host disk of %s" % name)
+    check(rbd_mappings('hv1') == [],
+          'hv1 unmapped the image once the VM had left (%s)'
+          % rbd_mappings('hv1'))
+    vol = conn.block_storage.get_volume(vol.id)
+    host_name = [a.get('host_name') for a in vol.attachments]
+    check(vol.status == 'in-use' and host_name == ['hv2'],
+          "the volume is in-use, cinder's attachment now hv2's (%s)"
+          % host_name)
+
+
+def hv_volume_detach(conn, hv, vol, name, vm_name):
+    """Step 5b: detach from the server on hv2, delete the volume."""
+    t0 = time.monotonic()
+    osc('server', 'remove', 'volume', hv.id, vol.id, fmt=False)
+    volume_status(conn, vol.id, 'available')
+    print('  detached in %.1f s' % (time.monotonic() - t0))
+    check(hv_volume_disks('hv2', vm_name) == [] and
+          rbd_mappings('hv2') == [],
+          'the passthrough disk and the mapping are gone from hv2')
+    image = name.split('/', 1)[1]
+    osc('volume', 'delete', vol.id, fmt=False)
+    wait_for('volume %s deleted' % vol.id,
+             lambda: conn.block_storage.find_volume(vol.id) is None,
+             timeout=120, interval=0.5)
+    check(image not in rbd_images(), 'the volume and its image are deleted')
 
 
 def main():
@@ -775,8 +896,12 @@ def main():
     security_groups(conn, {'hv1': (iface, hv_port, kvm_port),
                            'kvm1': (kvm_iface, kvm_port, hv_port)})
 
-    step('5. live migration of %s from hv1 to hv2 (block migration)'
+    step('4b. a Cinder volume (RBD) on %s: attached through rbd-wnbd'
          % servers['hv1']['name'])
+    hv_vol, hv_vol_name = hv_volume_attach(conn, hv, name)
+
+    step('5. live migration of %s from hv1 to hv2 (block migration), with '
+         'its volume' % servers['hv1']['name'])
     t0 = time.monotonic()
     osc('server', 'migrate', '--live-migration', '--block-migration',
         '--host', 'hv2', '--wait', hv.id, fmt=False)
@@ -811,6 +936,12 @@ def main():
     show_trace(out)
     check(leaves_through(out, vni, port), "kvm1's tunnel to hv2 (ofport %s) "
           "carries the network (VNI %s)" % (port, vni))
+
+    hv_volume_moved(conn, hv_vol, hv_vol_name, name)
+
+    step('5b. the volume detached from %s on hv2, deleted'
+         % servers['hv1']['name'])
+    hv_volume_detach(conn, hv, hv_vol, hv_vol_name, name)
 
     step('5a. a Cinder volume (RBD) on %s: attach, detach, delete'
          % servers['kvm1']['name'])
