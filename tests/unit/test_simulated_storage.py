@@ -361,7 +361,23 @@ class StorageSimulationTestCase(testtools.TestCase):
             f.write('[client.cinder]\n\tkey = AQB=\n')
         self.san.rbd_cluster = ceph_cluster.CephCluster(rbd_cmd=tool)
         self.host1.storage.ceph_conf_dir = conf_dir
-        return images
+        self.cluster_images = os.path.join(tmp, 'images.json')
+        return tool
+
+    def test_rbd_rescan_reads_the_grown_image_in_a_new_process(self):
+        # Cinder extends the volume after nova-compute restarted (a new
+        # process, a new CephCluster): the rescan still finds the image's
+        # new size, from the options the mapping was made with.
+        tool = self._cluster({IMAGE: ['10f3a6b2c9d1', 1024 ** 3]})
+        self._connector(rbd.WindowsRBDConnector).connect_volume(
+            self._rbd_props())
+        self.san.rbd_cluster = ceph_cluster.CephCluster(rbd_cmd=tool)
+        with open(self.cluster_images, 'w') as f:
+            json.dump({IMAGE: ['10f3a6b2c9d1', 3 * 1024 ** 3]}, f)
+        self._utils('diskutils').rescan_disks()
+        volume = self.host1.storage.rbd_mappings[IMAGE]
+        self.assertEqual(3 * 1024 ** 3,
+                         self.host1.storage.disks[volume.uid].size)
 
     def test_rbd_maps_only_images_the_real_cluster_has(self):
         self._cluster({IMAGE: ['10f3a6b2c9d1', 2 * 1024 ** 3]})
