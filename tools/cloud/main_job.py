@@ -259,10 +259,14 @@ def sim_state(host):
         return json.load(f)
 
 
+def vm_in(state, name):
+    """The VM named name in a simulated host's state (a dict), or None."""
+    return next((vm for vm in state['vms'] if vm['name'] == name), None)
+
+
 def sim_vm(host, name):
     """The VM named name in the simulated Hyper-V host's state, or None."""
-    return next((vm for vm in sim_state(host)['vms'] if vm['name'] == name),
-                None)
+    return vm_in(sim_state(host), name)
 
 
 def log_times(path, server_id, port_id):
@@ -518,23 +522,29 @@ def volume_status(conn, volume_id, want, timeout=120):
                     timeout=timeout, interval=0.5)
 
 
-def volumes(conn, kvm, instance_name):
-    """Step 5a: a Cinder RBD volume on kvm1's server."""
+def create_volume(conn, name):
+    """A 1 GB Cinder volume, available.
+
+    :returns: (the openstacksdk volume, the name of its RBD image)
+    """
     t0 = time.monotonic()
-    vol = osc('volume', 'create', '--size', '1', 'job-vol')
+    vol = osc('volume', 'create', '--size', '1', name)
     vol = volume_status(conn, vol['id'], 'available')
-    image = 'volume-%s' % vol.id
     print('  volume %s: %s, %s GB, on %s, created in %.1f s' % (
         vol.id, vol.status, vol.size, vol.host, time.monotonic() - t0))
-    check(vol.host.startswith('controller@ceph'),
-          'the volume is on cinder-volume\'s RBD back end (%s)' % vol.host)
-    check(image in rbd_images(), 'image %s is in Ceph pool %s'
-          % (image, CEPH_POOL))
+    return vol, 'volume-%s' % vol.id
 
+
+def attach_volume(conn, server, vol):
+    """Attach the volume to the server; print its connection info.
+
+    :returns: (the volume, in-use, its connection info properties)
+    """
     t0 = time.monotonic()
-    osc('server', 'add', 'volume', kvm.id, vol.id)
-    volume_status(conn, vol.id, 'in-use')
-    print('  attached to %s in %.1f s' % (kvm.name, time.monotonic() - t0))
+    osc('server', 'add', 'volume', server.id, vol.id)
+    vol = volume_status(conn, vol.id, 'in-use')
+    print('  attached to %s in %.1f s' % (server.name,
+                                          time.monotonic() - t0))
     attachment, = osc('volume', 'attachment', 'list', '--volume-id', vol.id,
                       volume_api=VOLUME_MICROVERSION)
     info = osc('volume', 'attachment', 'show', attachment['ID'],
@@ -546,6 +556,36 @@ def volumes(conn, kvm, instance_name):
                 'cluster_name', 'auth_enabled', 'auth_username',
                 'secret_type', 'secret_uuid', 'discard'):
         print('    %s: %s' % (key, props.get(key)))
+    return vol, props
+
+
+def detach_volume(conn, server, vol):
+    """Detach the volume from the server, until it is available."""
+    t0 = time.monotonic()
+    osc('server', 'remove', 'volume', server.id, vol.id, fmt=False)
+    volume_status(conn, vol.id, 'available')
+    print('  detached in %.1f s' % (time.monotonic() - t0))
+
+
+def delete_volume(conn, vol, image):
+    """Delete the volume; check that its RBD image went with it."""
+    osc('volume', 'delete', vol.id, fmt=False)
+    wait_for('volume %s deleted' % vol.id,
+             lambda: conn.block_storage.find_volume(vol.id) is None,
+             timeout=120, interval=0.5)
+    check(image not in rbd_images(), 'the volume and its image are deleted '
+          '(pool %s: %s)' % (CEPH_POOL, rbd_images()))
+
+
+def volumes(conn, kvm, instance_name):
+    """Step 5a: a Cinder RBD volume on kvm1's server."""
+    vol, image = create_volume(conn, 'job-vol')
+    check(vol.host.startswith('controller@ceph'),
+          'the volume is on cinder-volume\'s RBD back end (%s)' % vol.host)
+    check(image in rbd_images(), 'image %s is in Ceph pool %s'
+          % (image, CEPH_POOL))
+
+    vol, props = attach_volume(conn, kvm, vol)
     check(props.get('driver_volume_type') == 'rbd',
           'the connection info says driver_volume_type rbd')
     check(props.get('name') == '%s/%s' % (CEPH_POOL, image) and
@@ -582,35 +622,29 @@ def volumes(conn, kvm, instance_name):
         CEPH_POOL, image, [w.get('address') for w in watchers]))
     check(watchers, 'QEMU has the image open through librbd (a watcher)')
 
-    t0 = time.monotonic()
-    osc('server', 'remove', 'volume', kvm.id, vol.id, fmt=False)
-    volume_status(conn, vol.id, 'available')
-    print('  detached in %.1f s' % (time.monotonic() - t0))
+    detach_volume(conn, kvm, vol)
     check(not rbd_disks(instance_name),
           'the rbd disk is gone from kvm1\'s domain')
     check(eventually(lambda: not rbd_watchers(image), 30),
           'no client watches the image any more')
-    osc('volume', 'delete', vol.id, fmt=False)
-    wait_for('volume %s deleted' % vol.id,
-             lambda: conn.block_storage.find_volume(vol.id) is None,
-             timeout=120, interval=0.5)
-    check(image not in rbd_images(), 'the volume and its image are deleted '
-          '(pool %s: %s)' % (CEPH_POOL, rbd_images()))
+    delete_volume(conn, vol, image)
 
 
 def hv_volume_disks(host, vm_name):
     """The VM's passthrough disks on a simulated host, with what they are.
 
-    :returns: a list of dicts: serial (the volume id), slot, number (the
+    :returns: (a list of dicts: serial (the volume id), slot, number (the
         host disk number the VM's disk drive names), image (the RBD image
-        mapped as that disk, or None), online (the host disk's state).
+        mapped as that disk, or None), online and size (the host disk's),
+        the image names the host's rbd-wnbd has mapped, sorted), read from
+        one state of the host.
     """
-    vm = sim_vm(host, vm_name)
-    st = sim_state(host)['storage']
+    state = sim_state(host)
+    st = state['storage']
     image_of = {v['uid']: name for name, v in st['rbd_mappings'].items()}
     disks = {d['number']: d for d in st['disks']}
     found = []
-    for vol in (vm or {}).get('volumes', []):
+    for vol in (vm_in(state, vm_name) or {}).get('volumes', []):
         m = re.search(r'PHYSICALDISK\\(\d+)', vol['host_resource'])
         disk = disks.get(int(m.group(1))) if m else None
         found.append({
@@ -620,58 +654,41 @@ def hv_volume_disks(host, vm_name):
             'image': disk and image_of.get(disk['volume']['uid']),
             'online': disk and disk['online'],
             'size': disk and disk['size']})
-    return found
-
-
-def rbd_mappings(host):
-    """Image names the simulated host's rbd-wnbd has mapped."""
-    return sorted(sim_state(host)['storage']['rbd_mappings'])
+    return found, sorted(st['rbd_mappings'])
 
 
 def show_hv_volume_disks(host, vm_name):
-    disks = hv_volume_disks(host, vm_name)
+    """Print and return hv_volume_disks(host, vm_name)."""
+    disks, mappings = hv_volume_disks(host, vm_name)
     print('  %s: VM %s passthrough disks (the simulated host\'s state):'
           % (host, vm_name))
     for d in disks:
         print('    | %(slot)s serial %(serial)s -> host disk %(number)s '
               '(online %(online)s, %(size)s bytes) = rbd-wnbd mapping of '
               '%(image)s' % d)
-    print('  %s: rbd-wnbd mappings %s' % (host, rbd_mappings(host)))
-    return disks
+    print('  %s: rbd-wnbd mappings %s' % (host, mappings))
+    return disks, mappings
+
+
+def attachment_hosts(vol):
+    """The hosts of cinder's attachments of the volume (its connectors)."""
+    return [a.get('host_name') for a in vol.attachments]
 
 
 def hv_volume_attach(conn, hv, vm_name):
     """Step 4b: a Cinder RBD volume on hv1's server, through rbd-wnbd.
 
-    :returns: (the volume, its image name), for steps 5 and 5b.
+    :returns: (the volume, its pool/image name), for steps 5 and 5b.
     """
-    t0 = time.monotonic()
-    vol = osc('volume', 'create', '--size', '1', 'job-hv-vol')
-    vol = volume_status(conn, vol['id'], 'available')
-    image = 'volume-%s' % vol.id
+    vol, image = create_volume(conn, 'job-hv-vol')
     name = '%s/%s' % (CEPH_POOL, image)
-    print('  volume %s: %s GB on %s, created in %.1f s' % (
-        vol.id, vol.size, vol.host, time.monotonic() - t0))
-    t0 = time.monotonic()
-    osc('server', 'add', 'volume', hv.id, vol.id)
-    vol = volume_status(conn, vol.id, 'in-use')
-    print('  attached to %s in %.1f s' % (hv.name, time.monotonic() - t0))
-    attachment, = osc('volume', 'attachment', 'list', '--volume-id', vol.id,
-                      volume_api=VOLUME_MICROVERSION)
-    info = osc('volume', 'attachment', 'show', attachment['ID'],
-               volume_api=VOLUME_MICROVERSION)
-    props = info.get('Properties') or {}
-    print('  connection info (attachment %s, %s):' % (attachment['ID'],
-                                                      info.get('Status')))
-    for key in ('driver_volume_type', 'name', 'hosts', 'ports',
-                'auth_username'):
-        print('    %s: %s' % (key, props.get(key)))
+    vol, props = attach_volume(conn, hv, vol)
     check(props.get('driver_volume_type') == 'rbd' and
           props.get('name') == name, 'cinder hands hv1 the rbd image %s'
           % name)
-    disks = show_hv_volume_disks('hv1', vm_name)
-    check(rbd_mappings('hv1') == [name], "hv1's rbd-wnbd mapped %s from "
-          "the cloud's Ceph, and nothing else" % name)
+    disks, mappings = show_hv_volume_disks('hv1', vm_name)
+    check(mappings == [name], "hv1's rbd-wnbd mapped %s from the cloud's "
+          "Ceph, and nothing else" % name)
     check(len(disks) == 1 and disks[0]['image'] == name and
           disks[0]['serial'] == vol.id,
           "the VM's passthrough disk is that image's host disk, tagged "
@@ -681,43 +698,32 @@ def hv_volume_attach(conn, hv, vm_name):
           'only)')
     check(len(disks) == 1 and disks[0]['size'] == vol.size * 1024 ** 3,
           'the host disk has the image\'s size in Ceph (%s GiB)' % vol.size)
-    host_name = [a.get('host_name') for a in vol.attachments]
-    check(host_name == ['hv1'], "cinder's attachment is hv1's (%s)"
-          % host_name)
+    check(attachment_hosts(vol) == ['hv1'], "cinder's attachment is hv1's "
+          "(%s)" % attachment_hosts(vol))
     return vol, name
 
 
 def hv_volume_moved(conn, vol, name, vm_name):
     """After step 5: the volume went with the VM from hv1 to hv2."""
-    disks = show_hv_volume_disks('hv2', vm_name)
-    check(rbd_mappings('hv2') == [name] and len(disks) == 1 and
+    disks, mappings = show_hv_volume_disks('hv2', vm_name)
+    check(mappings == [name] and len(disks) == 1 and
           disks[0]['image'] == name and disks[0]['serial'] == vol.id,
           "the VM on hv2 has the volume as hv2's host disk of %s" % name)
-    check(rbd_mappings('hv1') == [],
-          'hv1 unmapped the image once the VM had left (%s)'
-          % rbd_mappings('hv1'))
+    _, left = hv_volume_disks('hv1', vm_name)
+    check(left == [], 'hv1 unmapped the image once the VM had left (%s)'
+          % left)
     vol = conn.block_storage.get_volume(vol.id)
-    host_name = [a.get('host_name') for a in vol.attachments]
-    check(vol.status == 'in-use' and host_name == ['hv2'],
+    check(vol.status == 'in-use' and attachment_hosts(vol) == ['hv2'],
           "the volume is in-use, cinder's attachment now hv2's (%s)"
-          % host_name)
+          % attachment_hosts(vol))
 
 
 def hv_volume_detach(conn, hv, vol, name, vm_name):
     """Step 5b: detach from the server on hv2, delete the volume."""
-    t0 = time.monotonic()
-    osc('server', 'remove', 'volume', hv.id, vol.id, fmt=False)
-    volume_status(conn, vol.id, 'available')
-    print('  detached in %.1f s' % (time.monotonic() - t0))
-    check(hv_volume_disks('hv2', vm_name) == [] and
-          rbd_mappings('hv2') == [],
+    detach_volume(conn, hv, vol)
+    check(hv_volume_disks('hv2', vm_name) == ([], []),
           'the passthrough disk and the mapping are gone from hv2')
-    image = name.split('/', 1)[1]
-    osc('volume', 'delete', vol.id, fmt=False)
-    wait_for('volume %s deleted' % vol.id,
-             lambda: conn.block_storage.find_volume(vol.id) is None,
-             timeout=120, interval=0.5)
-    check(image not in rbd_images(), 'the volume and its image are deleted')
+    delete_volume(conn, vol, name.split('/', 1)[1])
 
 
 def main():
