@@ -48,6 +48,21 @@ RUNNING = os_win_const.HYPERV_VM_STATE_ENABLED
 OFF = os_win_const.HYPERV_VM_STATE_DISABLED
 
 
+def _eventually(predicate, timeout=10):
+    """Wait for predicate() to hold; the simulated guest runs in a timer.
+
+    A fixed sleep lost the race on a loaded 2-core CI machine (the timer
+    fired after the test had ended and its hosts were gone), so the wait
+    ends on the state the test waits for, and only times out on a bug.
+    """
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 class FakeVirtAPI(object):
     """The two things nova's Hyper-V driver asks of its virtapi."""
 
@@ -530,7 +545,7 @@ class SimulatedHyperVTestCase(testtools.TestCase):
         vmutils.soft_shutdown_vm('instance-1')
 
         self.assertEqual(RUNNING, vmutils.get_vm_state('instance-1'))
-        time.sleep(0.3)
+        self.assertTrue(_eventually(lambda: events))
         self.assertEqual(OFF, vmutils.get_vm_state('instance-1'))
         self.assertEqual([('instance-1', OFF)], events)
         self.assertEqual('guest', self.host1.power_off_causes['instance-1'])
@@ -605,7 +620,7 @@ class SimulatedHyperVTestCase(testtools.TestCase):
 
         self.host1.switch_port_listeners.append(remove_when_off)
         vmutils.soft_shutdown_vm('instance-1')
-        time.sleep(0.2)
+        self.assertTrue(_eventually(lambda: events))
 
         self.assertEqual(['instance-1'], removed)
         self.assertEqual([], errors)
@@ -645,7 +660,7 @@ class SimulatedHyperVTestCase(testtools.TestCase):
 
         self.host1.switch_port_listeners.append(destroy_elsewhere)
         vmutils.soft_shutdown_vm('instance-1')
-        time.sleep(0.1)
+        self.assertTrue(_eventually(lambda: seen and destroyers))
         for destroyer in destroyers:
             destroyer.join(5)
 
