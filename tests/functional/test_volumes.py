@@ -142,6 +142,29 @@ class AttachDetachTest(VolumeTestBase):
         self._start_server(server)
         self.assertEqual('Running', self.vm_of(server).power_state_name)
 
+    def test_attach_to_a_shelved_offloaded_server_then_unshelve(self):
+        # nova's API attaches to a shelved-offloaded server without any
+        # host (the attachment has no connector yet); the host that
+        # unshelves it connects the volume before the VM starts.  tempest's
+        # AttachVolumeShelveTestJSON does this but skips on the hv hosts
+        # (compute_volume_common_az: tools/tempest/hyperv-volume.txt).
+        self.iscsi_volume(VOL1)
+        server, _port = self.boot(self.image)
+        server = self._shelve_server(server, 'SHELVED_OFFLOADED')
+        self.assertEqual({}, self.host('host1').vms)
+        self.api.post_server_volume(
+            server['id'], {'volumeAttachment': {'volumeId': VOL1}})
+        self.wait_until(lambda: VOL1 in self.attachments(server),
+                        'the attachment of the shelved server')
+        self.assertEqual(set(), self.sessions())
+
+        server = self._unshelve_server(server)
+        self.assertEqual({VOL1: self.luns[VOL1].uid},
+                         self.volumes_of(server))
+        self.assertEqual('Running', self.vm_of(server).power_state_name)
+        self.assertEqual({'iqn.2010-10.org.openstack:volume-%s' % VOL1},
+                         self.sessions())
+
     def test_rbd_volume(self):
         self.rbd_volume(RBD_VOL)
         server, _port = self.boot(self.image)
