@@ -5,21 +5,23 @@
 # and the KVM smoke selection on kvm1, and takes the cloud down again
 # (--keep leaves it up).
 #
-#   tools/tempest.sh [full|smoke|kvm-volume] [--keep]
+#   tools/tempest.sh [full|smoke|hyperv-volume|kvm-volume] [--keep]
 #
 # full (default): the Hyper-V selection (tools/tempest/hyperv-include.txt
-# minus hyperv-exclude.txt); smoke: tools/tempest/hyperv-smoke.txt; both
-# are followed by the KVM smoke and KVM volume selections (kvm-smoke.txt,
-# kvm-volume.txt).  kvm-volume: the KVM volume selection alone.
+# minus hyperv-exclude.txt, volume tests included); smoke:
+# tools/tempest/hyperv-smoke.txt, then the Hyper-V volume selection
+# (hyperv-volume.txt); both are followed by the KVM smoke and KVM volume
+# selections (kvm-smoke.txt, kvm-volume.txt).  hyperv-volume and
+# kvm-volume: that volume selection alone.
 # Each selection prints "tempest NAME: N passed, N failed, N skipped".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 selection=full keep=0
 for arg in "$@"; do
     case $arg in
-        full|smoke|kvm-volume) selection=$arg ;;
+        full|smoke|hyperv-volume|kvm-volume) selection=$arg ;;
         --keep) keep=1 ;;
-        *) echo "usage: tools/tempest.sh [full|smoke|kvm-volume] [--keep]" >&2; exit 2 ;;
+        *) echo "usage: tools/tempest.sh [full|smoke|hyperv-volume|kvm-volume] [--keep]" >&2; exit 2 ;;
     esac
 done
 tools/cloud/cloud up

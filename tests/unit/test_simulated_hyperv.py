@@ -23,6 +23,7 @@ import time
 import fixtures
 from os_win import constants as os_win_const
 from os_win import exceptions as os_win_exc
+from os_win.utils.io import ioutils
 from os_win import utilsfactory
 from oslo_config import fixture as config_fixture
 from oslo_utils import units
@@ -749,6 +750,44 @@ class SimulatedHyperVTestCase(testtools.TestCase):
         ops.start_console_handler('instance-1')
         boot3 = hyperv_guest.guest_boot_messages('host1', 'instance-1', 3)
         self.assertEqual((boot1 + boot3).encode(), self._full_log(ops))
+
+    def _typed_and_answered(self, typed):
+        """What the running VM's guest received, and what came back."""
+        vmutils, _ops = self._console_vm()
+        vmutils.set_vm_state('instance-1', RUNNING)
+        pipe, = vmutils.get_vm_serial_port_connections('instance-1')
+        connected = threading.Event()
+        connected.set()     # a console client, as nova's serial proxy has
+        typing, printed = ioutils.IOQueue(connected), ioutils.IOQueue(
+            connected)
+        with self.hosts.building('host1'):
+            handler = utilsfactory.get_named_pipe_handler(
+                pipe, input_queue=typing, output_queue=printed,
+                connect_event=connected)
+        handler.start()
+        self.addCleanup(handler.stop)
+        self.addCleanup(connected.clear)
+        boot = hyperv_guest.guest_boot_messages('host1', 'instance-1', 1)
+        received = b''
+        while len(received) < len(boot):
+            received += printed.get(timeout=10, continue_on_timeout=False)
+        typing.put(typed)
+        self.assertTrue(_eventually(
+            lambda: self.host1.vms['instance-1'].console_input))
+        answer = printed.get(timeout=0.5, continue_on_timeout=False)
+        return self.host1.vms['instance-1'].console_input, answer
+
+    def test_guest_console_silent_unless_echo(self):
+        # Unit and functional tests answer for the guest themselves
+        # (guest_writes_console).
+        self.assertEqual((b'root\r', None),
+                         self._typed_and_answered(b'root\r'))
+
+    def test_guest_console_echo_prints_what_was_typed(self):
+        # The cloud's guests echo, as a Linux getty on ttyS0 does.
+        self.host1.guest_console_echo = True
+        self.assertEqual((b'root\r', b'root\r'),
+                         self._typed_and_answered(b'root\r'))
 
     def test_vm_that_never_ran_has_no_console_output(self):
         vmutils, ops = self._console_vm()
