@@ -17,7 +17,7 @@ host::
 
     python tests/cloud/hyperv_compute.py --host hv1:127.0.0.11:DIR \\
         --peer hv2:127.0.0.12:DIR2 --vswitch external \\
-        --guest-shutdown-seconds 1 --ceph-cluster \\
+        --guest-shutdown-seconds 1 --ceph-cluster --guest-console-echo \\
         -- --config-file DIR/nova.conf --log-file DIR/nova-compute.log
 
 It installs the simulated Hyper-V host of ``tests/fixtures/hyperv/`` in
@@ -114,6 +114,11 @@ def main(argv):
              "DIR/ceph/keyring (Ceph for Windows' %%ProgramData%%\\ceph), "
              "read with this machine's rbd tool; without it, only images "
              "a test registered")
+    parser.add_argument(
+        '--guest-console-echo', action='store_true',
+        help="the simulated guests print back what is typed on their "
+             "serial console, as a Linux guest's getty on ttyS0 does; "
+             "without it they only print their boot messages")
     parser.add_argument('nova_args', nargs=argparse.REMAINDER)
     args = parser.parse_args(argv[1:])
     nova_args = [a for a in args.nova_args if a != '--']
@@ -128,6 +133,7 @@ def main(argv):
             name, vswitch_name=args.vswitch, local_ips=[ip],
             instances_path=os.path.join(directory, 'instances'))
         host.guest_shutdown_seconds = args.guest_shutdown_seconds
+        host.guest_console_echo = args.guest_console_echo
         if args.ceph_cluster:
             host.storage.ceph_conf_dir = os.path.join(directory, 'ceph')
         stores.append(state_files.HostStateStore(host, directory))
