@@ -130,3 +130,15 @@ class VMRequestRefused(exception.InvalidInput):
     than rescheduled to hosts that would refuse it alike.
     """
     msg_fmt = _("%(reason)s")
+
+
+class PciDeviceNotAssignable(exception.InvalidInput):
+    """A PCI device nova claimed here that Hyper-V cannot assign.
+
+    nova's PCI tracker and the host disagree (the device was given back to
+    the host, or a VM nova does not know holds it): this host must be
+    fixed, so the build aborts with what to do rather than rescheduling.
+    The VM gets none of the instance's devices.
+    """
+    msg_fmt = _("PCI device %(address)s (%(vendor_id)s:%(product_id)s) "
+                "%(reason)s")

@@ -100,8 +100,12 @@ class HyperVDriver(boundary.ConvertsOSWinErrors, driver.ComputeDriver):
         # The image cache hands instance.trusted_certs to nova's download,
         # which validates the image's signing certificate against them.
         'supports_trusted_certs': True,
-        # vmsettings refuses CPU pinning; vmops refuses PCI passthrough.
+        # vmsettings refuses CPU pinning.
         'supports_pcpus': False,
+        # PCI devices are assigned (pcidevices, Discrete Device
+        # Assignment), but os-win does not say which NUMA node a device is
+        # on, so no socket affinity (no trait); nova 34 has no capability
+        # for PCI passthrough itself.
         'supports_socket_pci_numa_affinity': False,
         # vmsettings: os:secure_boot / os_secure_boot on generation 2.
         'supports_secure_boot': True,

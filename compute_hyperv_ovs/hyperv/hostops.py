@@ -213,15 +213,30 @@ class HostOps(object):
     def _pci_passthrough_devices(self):
         """Assignable PCI devices (Discrete Device Assignment), as JSON.
 
-        os-win's dicts plus what nova's PCI tracker needs: a label, the
-        device type, and no NUMA node (os-win does not say; nova 28 did the
-        same).
+        A list of nova's PCI tracker dicts (``nova.pci.manager.
+        PciDevTracker.update_devices_from_hypervisor_resources``):
+        ``address`` (``dddd:bb:ss.f``), ``vendor_id``, ``product_id``,
+        ``dev_id`` (os-win's DeviceID), ``label``, ``dev_type``
+        ``type-PCI`` and ``numa_node`` None (os-win does not say; nova 28
+        did the same).  Every device dismounted for DDA is listed, assigned
+        or not: nova's tracker keeps which instance holds which.
+
+        The ids are lower case: os-win reads them out of the device's
+        instance path, where Windows writes them in upper case
+        (``VEN_10DE&DEV_1EB8``), but nova matches ``[pci] device_spec``
+        against them as it normalises the spec's (``'%04x'``, nova
+        ``pci/devspec.py`` ``_set_pci_dev_info`` and ``match``): an id
+        with a letter would match no spec (nova 28 and compute-hyperv 16
+        passed os-win's case on).
         """
         devices = self._hostutils.get_pci_passthrough_devices()
         for device in devices:
+            vendor_id = device['vendor_id'].lower()
+            product_id = device['product_id'].lower()
             device.update(
-                label='label_%s_%s' % (device['vendor_id'],
-                                       device['product_id']),
+                address=device['address'].lower(),
+                vendor_id=vendor_id, product_id=product_id,
+                label='label_%s_%s' % (vendor_id, product_id),
                 dev_type=obj_fields.PciDeviceType.STANDARD,
                 numa_node=None)
         return jsonutils.dumps(devices)

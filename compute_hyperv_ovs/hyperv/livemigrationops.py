@@ -5,6 +5,9 @@ Where each step runs and what it does (nova 34's order,
 nova 28 ``nova.virt.hyperv.livemigrationops``):
 
 - destination, :meth:`LiveMigrationOps.check_can_live_migrate_destination`:
+  the VM holds no PCI device (Hyper-V cannot live migrate a VM with
+  devices assigned by Discrete Device Assignment; nova's conductor lets
+  one through when the operator tagged the devices ``live_migratable``),
   Hyper-V live migration is enabled here, this CPU can run the VM, the
   extra checks a network back end adds (``destination_checks``), and
   whether both hosts share the instances path;
@@ -63,6 +66,7 @@ from oslo_serialization import jsonutils
 from compute_hyperv_ovs.hyperv import block_device
 from compute_hyperv_ovs.hyperv import osutils
 from compute_hyperv_ovs.hyperv import pathutils
+from compute_hyperv_ovs.hyperv import pcidevices
 
 CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
@@ -121,6 +125,7 @@ class LiveMigrationOps(object):
         :raises nova.exception.MigrationPreCheckError: why, and what to do.
         """
         dest = dst_compute_info.get('hypervisor_hostname')
+        self._refuse_pci_devices(instance)
         self._check_live_migration_enabled(dest)
         self._run_destination_checks(context, instance, dest,
                                      instance.get_network_info(), None)
@@ -153,6 +158,25 @@ class LiveMigrationOps(object):
         """
         self._check_live_migration_enabled(instance.host)
         return dest_check_data
+
+    @staticmethod
+    def _refuse_pci_devices(instance):
+        """Refuse a VM with PCI devices: Hyper-V cannot live migrate it.
+
+        "VMs using [DDA] don't support ... Live migration of a VM"
+        (Microsoft, "Plan for deploying devices by using Discrete Device
+        Assignment"); Hyper-V would fail the move only once the
+        destination is prepared.
+
+        :raises nova.exception.MigrationPreCheckError: naming the devices.
+        """
+        devices = pcidevices.claimed_devices(instance)
+        if devices:
+            raise exception.MigrationPreCheckError(reason=_(
+                'the server holds PCI device(s) %s (Discrete Device '
+                'Assignment), which Hyper-V cannot live migrate; cold '
+                'migrate it (openstack server migrate) instead') %
+                ', '.join(dev.address for dev in devices))
 
     def _check_live_migration_enabled(self, hostname):
         try:

@@ -298,9 +298,12 @@ class MigrationOps(object):
                     location=self._pathutils.get_instance_dir(instance.name))
         self._adopt_ephemeral_disks(instance, block_device_info['ephemerals'],
                                     resize)
-        self._vmops.create_instance(instance, network_info, root_device,
-                                    block_device_info, vm_gen, image_meta)
         try:
+            # Inside: a VM that create_instance leaves half made (a PCI
+            # device Hyper-V refuses, a volume that fails) goes too.
+            self._vmops.create_instance(instance, network_info, root_device,
+                                        block_device_info, vm_gen,
+                                        image_meta)
             self._attach_config_drive(instance, vm_gen)
             self._vmops.set_boot_order(instance.name, vm_gen,
                                        block_device_info)

@@ -17,9 +17,11 @@ fixes:
 
 What flavor and image ask of the VM's definition (secure boot, virtual
 NUMA, nested virtualization, dynamic memory) is checked before anything is
-created (``vmsettings``); requests this driver cannot honour (PCI devices,
-CPU pinning, vTPM, RemoteFX) are refused, with the reason, rather than
-ignored.
+created (``vmsettings``); requests this driver cannot honour (PCI devices
+for neutron ports, CPU pinning, vTPM, RemoteFX) are refused, with the
+reason, rather than ignored.  The PCI devices of a flavor's
+``pci_passthrough:alias`` are assigned by Discrete Device Assignment
+(``pcidevices``); such a VM is not suspended (Hyper-V cannot save it).
 
 Every VM is named after ``instance.name`` and carries the instance uuid in
 its notes (how :meth:`VMOps.list_instance_uuids` finds the instances).
@@ -54,6 +56,7 @@ from compute_hyperv_ovs.hyperv import constants
 from compute_hyperv_ovs.hyperv import disk_qos
 from compute_hyperv_ovs.hyperv import osutils
 from compute_hyperv_ovs.hyperv import pathutils
+from compute_hyperv_ovs.hyperv import pcidevices
 from compute_hyperv_ovs.hyperv import vmsettings
 from compute_hyperv_ovs.hyperv import volumeops
 
@@ -117,6 +120,7 @@ class VMOps(object):
         self._block_dev_man = block_device.BlockDeviceInfoManager()
         self._volumeops = volumeops.VolumeOps()
         self._settings_builder = vmsettings.VMSettingsBuilder()
+        self._pci_ops = pcidevices.PCIDeviceOps()
 
     @property
     def vif_driver(self):
@@ -215,15 +219,20 @@ class VMOps(object):
 
     @staticmethod
     def check_not_yet_supported(instance, image_meta):
-        """Refuse what nova 28 offered and this driver does not do yet.
+        """Refuse what this driver does not do.
+
+        PCI devices for neutron ports (SR-IOV, ``vnic_type`` direct and
+        the like): Hyper-V's SR-IOV goes through its vSwitch, not through
+        nova's PCI tracker (neither nova 28 nor compute-hyperv 16 did it).
 
         :raises nova.exception.InstanceUnacceptable: naming the request.
         """
-        if instance.pci_requests and instance.pci_requests.requests:
+        if pcidevices.neutron_requests(instance):
             raise nova_exception.InstanceUnacceptable(
                 instance_id=instance.uuid,
-                reason=_('PCI passthrough is not supported by this Hyper-V '
-                         'driver yet'))
+                reason=_('PCI devices for neutron ports (SR-IOV) are not '
+                         'supported by this Hyper-V driver; use a normal '
+                         'port'))
 
     def vm_settings(self, instance, image_meta, vm_gen, flavor=None):
         """The flavor's and image's VM settings; refuses what cannot be.
@@ -276,6 +285,7 @@ class VMOps(object):
         self.check_image(instance, image_meta, block_device_info)
         self.check_config_drive(instance)
         self.check_not_yet_supported(instance, image_meta)
+        self._pci_ops.check_assignable(instance)
         vm_gen = self.get_image_vm_generation(instance.uuid, image_meta)
         self.vm_settings(instance, image_meta, vm_gen)
         disk_qos.check_flavor(instance.uuid, instance.flavor)
@@ -529,12 +539,16 @@ class VMOps(object):
 
     def create_instance(self, instance, network_info, root_device,
                         block_device_info, vm_gen, image_meta):
-        """Create the VM with its disks, COM port pipe and vNICs (off).
+        """Create the VM with its devices, disks, COM port pipes and vNICs.
 
-        The vNICs are created here, named after their neutron port ids; the
-        VIF driver connects them (:meth:`plug_vifs`).  Memory, processors,
-        virtual NUMA, nested virtualization and secure boot follow
-        :meth:`vm_settings`, checked before the VM is defined.
+        The VM stays off.  The vNICs are created here, named after their
+        neutron port ids; the VIF driver connects them (:meth:`plug_vifs`).
+        Memory, processors, virtual NUMA, nested virtualization and secure
+        boot follow :meth:`vm_settings`, checked before the VM is defined.
+        The PCI devices nova claimed (:mod:`.pcidevices`) come first after
+        the VM's settings, with its automatic stop action set to shut
+        down: Hyper-V refuses them on a VM it would save.  A failure may
+        leave the VM defined; callers destroy it.
 
         :raises compute_hyperv_ovs.exception.VMRequestRefused: the flavor
             or image asks for what this host cannot give (nothing
@@ -545,11 +559,16 @@ class VMOps(object):
         self._vmutils.create_vm(name, settings.vnuma_enabled, vm_gen,
                                 self._pathutils.get_instance_dir(name),
                                 [instance.uuid])
+        pci_devices = pcidevices.claimed_devices(instance)
         self._vmutils.update_vm(
             name, instance.flavor.memory_mb, settings.memory_per_numa_node,
             instance.flavor.vcpus, settings.vcpus_per_numa_node,
             CONF.hyperv.limit_cpu_features, settings.dynamic_memory_ratio,
+            host_shutdown_action=(pcidevices.DDA_HOST_SHUTDOWN_ACTION
+                                  if pci_devices else None),
             chassis_asset_tag=version.product_string())
+        if pci_devices:
+            self._pci_ops.attach(instance)
         if settings.nested_virtualization:
             self._vmutils.set_nested_virtualization(name, True)
         if settings.secure_boot:
@@ -827,6 +846,22 @@ class VMOps(object):
         self._set_vm_state(instance, os_win_const.HYPERV_VM_STATE_ENABLED)
 
     def suspend(self, instance):
+        """Save the VM's state (Hyper-V's Saved).
+
+        :raises nova.exception.InstanceFaultRollback: with
+            ``InstanceSuspendFailure``: the VM holds PCI devices, which
+            Hyper-V cannot save (Microsoft, "Plan for deploying devices by
+            using Discrete Device Assignment"); the VM keeps running, and
+            the rollback makes nova's compute manager leave the server
+            ACTIVE (``_error_out_instance_on_exception``) with the reason
+            as its fault.
+        """
+        if pcidevices.claimed_devices(instance):
+            raise nova_exception.InstanceFaultRollback(
+                nova_exception.InstanceSuspendFailure(reason=_(
+                    'Hyper-V cannot save a VM with PCI devices assigned '
+                    '(Discrete Device Assignment); stop the server '
+                    'instead')))
         self._set_vm_state(instance, os_win_const.HYPERV_VM_STATE_SUSPENDED)
 
     def resume(self, instance, network_info=None):

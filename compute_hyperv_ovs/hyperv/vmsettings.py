@@ -13,9 +13,10 @@ reason, which says what to change) or returns the
   ``vmops._get_instance_vnuma_config``), even cells only;
 - nested virtualization: ``vmx`` in flavor ``hw:cpu_features`` or image
   ``hw_cpu_features`` (compute-hyperv 16 ``vmops._requires_nested_virt``);
-- dynamic memory: ``[hyperv] dynamic_memory_ratio``, off for vNUMA and
+- dynamic memory: ``[hyperv] dynamic_memory_ratio``, off for vNUMA,
   nested virtualization (compute-hyperv 16
-  ``vmops._get_instance_dynamic_memory_ratio``).
+  ``vmops._get_instance_dynamic_memory_ratio``) and PCI devices
+  (:mod:`.pcidevices`).
 
 Refused because this driver cannot honour them: CPU pinning, huge pages,
 nova's vTPM (``hw:tpm_*``), compute-hyperv's vTPM / shielded VMs
@@ -38,6 +39,7 @@ from oslo_log import log as logging
 from compute_hyperv_ovs import exception
 from compute_hyperv_ovs.hyperv import constants
 from compute_hyperv_ovs.hyperv import osutils
+from compute_hyperv_ovs.hyperv import pcidevices
 
 CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
@@ -141,7 +143,8 @@ class VMSettingsBuilder(object):
                                                   image_meta)
         nested = self._nested_virtualization(instance, specs, raw_props)
         ratio = self._dynamic_memory_ratio(
-            instance, mem_per_node is not None, nested)
+            instance, mem_per_node is not None, nested,
+            pcidevices.flavor_requests_devices(flavor))
         os_type = image_meta.properties.get('os_type')
         return VMSettings(
             secure_boot=secure_boot,
@@ -327,21 +330,25 @@ class VMSettingsBuilder(object):
         return True
 
     @staticmethod
-    def _dynamic_memory_ratio(instance, vnuma, nested):
+    def _dynamic_memory_ratio(instance, vnuma, nested, pci_devices=False):
         """``[hyperv] dynamic_memory_ratio``, or 1.0 where it cannot apply.
 
         Hyper-V does not combine dynamic memory with virtual NUMA, and a
         VM running Hyper-V itself cannot change its memory while it runs
         (Microsoft, "Run Hyper-V in a Virtual Machine with Nested
-        Virtualization"); compute-hyperv 16 turns it off for both.
+        Virtualization"); compute-hyperv 16 turns it off for both.  Nor
+        does a VM with PCI devices assigned (Microsoft, "Plan for deploying
+        devices by using Discrete Device Assignment": no dynamic memory),
+        which nova 28 and compute-hyperv 16 left to fail in Hyper-V.
         """
         ratio = CONF.hyperv.dynamic_memory_ratio
-        if ratio > 1 and (vnuma or nested):
+        if ratio > 1 and (vnuma or nested or pci_devices):
+            why = (_('virtual NUMA') if vnuma else
+                   _('nested virtualization') if nested else
+                   _('PCI devices (pci_passthrough:alias)'))
             LOG.info('Static memory for this VM ([hyperv] '
                      'dynamic_memory_ratio %(ratio)s not applied): it has '
-                     '%(why)s', {'ratio': ratio,
-                                 'why': _('virtual NUMA') if vnuma
-                                 else _('nested virtualization')},
+                     '%(why)s', {'ratio': ratio, 'why': why},
                      instance=instance)
             return 1.0
         return ratio

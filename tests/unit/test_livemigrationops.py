@@ -93,7 +93,8 @@ class OVSLiveMigrationTestBase(test.NoDBTestCase):
     def make_instance(self, vifs):
         instance = objects.Instance(
             id=1, uuid=uuidutils.generate_uuid(), project_id='p',
-            user_id='u', host='host1', image_ref=None)
+            user_id='u', host='host1', image_ref=None,
+            pci_requests=objects.InstancePCIRequests(requests=[]))
         instance.info_cache = objects.InstanceInfoCache(
             network_info=network_model.NetworkInfo(vifs))
         return instance

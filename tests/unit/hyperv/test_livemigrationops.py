@@ -106,7 +106,8 @@ class LiveMigrationOpsTestBase(test.TestCase):
             user_id='u', host='host1', image_ref=self.image_id,
             flavor=objects.Flavor(root_gb=1, ephemeral_gb=0, swap=0,
                                   memory_mb=1024, vcpus=2, extra_specs={}),
-            old_flavor=None, system_metadata={'image_disk_format': 'vhdx'})
+            old_flavor=None, system_metadata={'image_disk_format': 'vhdx'},
+            pci_requests=objects.InstancePCIRequests(requests=[]))
         self.instance.info_cache = objects.InstanceInfoCache(
             network_info=self.network_info)
         self.name = self.instance.name

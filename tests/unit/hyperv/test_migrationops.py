@@ -92,7 +92,8 @@ class MigrationOpsTestBase(test.NoDBTestCase):
             user_id='u', host='host1', image_ref=self.image_id,
             flavor=make_flavor(1), old_flavor=None, config_drive='',
             system_metadata={'image_disk_format': self.image_format},
-            metadata={})
+            metadata={},
+            pci_requests=objects.InstancePCIRequests(requests=[]))
         self.name = self.instance.name
 
     def running_vm_on_source(self):
