@@ -142,3 +142,9 @@ class PciDeviceNotAssignable(exception.InvalidInput):
     """
     msg_fmt = _("PCI device %(address)s (%(vendor_id)s:%(product_id)s) "
                 "%(reason)s")
+
+
+class ImageSerialPortInvalid(exception.InvalidInput):
+    """An image's ``interactive_serial_port`` / ``logging_serial_port``."""
+    msg_fmt = _("Image property %(name)s=%(value)s: a Hyper-V VM has COM1 "
+                "and COM2 only; set it to 1 or 2")

@@ -1,10 +1,14 @@
 """The VMs' serial consoles: their logs and the interactive console.
 
-vmops connects each VM's COM1 to a named pipe of which the running VM is
-the server (``\\\\.\\pipe\\<instance uuid>_rw``).  While the VM runs, an
-os-win ``NamedPipeHandler`` (``utilsfactory.get_named_pipe_handler``)
-reads that pipe in a thread of its own and appends what the guest prints
-to ``<instance dir>\\console.log``; when the file reaches os-win's
+vmops connects each VM's COM ports to named pipes of which the running VM
+is the server: the interactive port to ``\\\\.\\pipe\\<instance
+uuid>_rw`` and, when the image names another logging port, that one to
+``..._ro`` (COM1 read-write by default; the image properties
+``interactive_serial_port`` and ``logging_serial_port``, see
+:mod:`.serialports`).  While the VM runs, an os-win ``NamedPipeHandler``
+(``utilsfactory.get_named_pipe_handler``) reads the logged pipe in a thread
+of its own and appends what the guest prints to ``<instance
+dir>\\console.log``; when the file reaches os-win's
 ``MAX_CONSOLE_LOG_FILE_SIZE`` (512 KiB) os-win moves it to
 ``console.log.1`` and starts a new one, so a log is at most two files
 (nova 28 ``serialconsolehandler`` / ``serialconsoleops``).

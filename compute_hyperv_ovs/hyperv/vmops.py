@@ -57,6 +57,7 @@ from compute_hyperv_ovs.hyperv import disk_qos
 from compute_hyperv_ovs.hyperv import osutils
 from compute_hyperv_ovs.hyperv import pathutils
 from compute_hyperv_ovs.hyperv import pcidevices
+from compute_hyperv_ovs.hyperv import serialports
 from compute_hyperv_ovs.hyperv import vmsettings
 from compute_hyperv_ovs.hyperv import volumeops
 
@@ -286,6 +287,7 @@ class VMOps(object):
         self.check_config_drive(instance)
         self.check_not_yet_supported(instance, image_meta)
         self._pci_ops.check_assignable(instance)
+        serialports.port_pipe_types(instance)
         vm_gen = self.get_image_vm_generation(instance.uuid, image_meta)
         self.vm_settings(instance, image_meta, vm_gen)
         disk_qos.check_flavor(instance.uuid, instance.flavor)
@@ -597,7 +599,7 @@ class VMOps(object):
         if root_device['type'] == constants.VOLUME:
             root_device['path'] = resources[
                 root_device['connection_info']['serial']]
-        self._create_com_port_pipe(instance)
+        self._create_com_port_pipes(instance)
         for vif in network_info or ():
             self._vmutils.create_nic(name, vif['id'], vif['address'])
         if CONF.hyperv.enable_instance_metrics_collection:
@@ -622,13 +624,15 @@ class VMOps(object):
                       {'path': path, 'iops': limit}, instance=instance)
             self._vmutils.set_disk_qos_specs(path, limit)
 
-    def _create_com_port_pipe(self, instance):
-        # The guest's console (COM1) goes to a named pipe, which the serial
-        # console handler reads into the console log.
-        pipe = r'\\.\pipe\%s_%s' % (instance.uuid,
-                                    constants.SERIAL_PORT_TYPE_RW)
-        self._vmutils.set_vm_serial_port_connection(
-            instance.name, constants.SERIAL_CONSOLE_PORT, pipe)
+    def _create_com_port_pipes(self, instance):
+        # Each COM port the image chose goes to a named pipe: the serial
+        # console handler logs the read-only one (else the read-write one)
+        # and joins the interactive console to the read-write one.
+        for port, pipe_type in sorted(
+                serialports.port_pipe_types(instance).items()):
+            self._vmutils.set_vm_serial_port_connection(
+                instance.name, port,
+                serialports.pipe_path(instance, pipe_type))
 
     def _attach_drive(self, instance_name, path, drive_addr, ctrl_disk_addr,
                       controller_type, drive_type):
