@@ -16,9 +16,15 @@ did the same through os-win):
   (``Dismount-VMHostAssignableDevice``); os-win reports such devices
   (``hostutils.get_pci_passthrough_devices``);
 - the VM is off when a device is added or removed;
-- its automatic stop action is not Save (Hyper-V's default): a DDA VM
-  cannot be saved, so it is set to ShutDown, the guest shutting down with
-  the host as nova 28 did (Microsoft's guide shows TurnOff; either works);
+- its automatic stop action is TurnOff: "Discrete Device Assignment
+  imposes some restrictions to the VMs and the following step needs to be
+  taken: Configure the Automatic Stop Action of a VM to TurnOff"
+  (Microsoft, "Deploy graphics devices by using Discrete Device
+  Assignment", Configure the VM for DDA).  Hyper-V's default, Save, cannot
+  work (a DDA VM cannot be saved); compute-hyperv 16 set ShutDown
+  (``vmops.update_vm_resources``), which Microsoft does not document for
+  DDA.  The guest is thus powered off, not shut down, when the host shuts
+  down;
 - its memory is static: DDA does not work with dynamic memory
   (:mod:`.vmsettings` turns it off for such a flavor);
 - the VM cannot be saved (suspended) or live migrated.
@@ -44,8 +50,9 @@ from compute_hyperv_ovs.hyperv import osutils
 LOG = logging.getLogger(__name__)
 
 # The automatic stop action of a VM holding devices (os-win's
-# Msvm_VirtualSystemSettingData.AutomaticShutdownAction value).
-DDA_HOST_SHUTDOWN_ACTION = os_win_const.HOST_SHUTDOWN_ACTION_SHUTDOWN
+# Msvm_VirtualSystemSettingData.AutomaticShutdownAction value): TurnOff,
+# the one Microsoft's DDA guide requires (see the module docstring).
+DDA_HOST_SHUTDOWN_ACTION = os_win_const.HOST_SHUTDOWN_ACTION_TURN_OFF
 
 # The flavor extra spec nova's PCI aliases are requested by.
 FLAVOR_SPEC_ALIAS = 'pci_passthrough:alias'

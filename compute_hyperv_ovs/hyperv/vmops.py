@@ -548,8 +548,8 @@ class VMOps(object):
         Memory, processors, virtual NUMA, nested virtualization and secure
         boot follow :meth:`vm_settings`, checked before the VM is defined.
         The PCI devices nova claimed (:mod:`.pcidevices`) come first after
-        the VM's settings, with its automatic stop action set to shut
-        down: Hyper-V refuses them on a VM it would save.  A failure may
+        the VM's settings, with its automatic stop action set to turn
+        off, as Hyper-V requires for DDA.  A failure may
         leave the VM defined; callers destroy it.
 
         :raises compute_hyperv_ovs.exception.VMRequestRefused: the flavor

@@ -82,7 +82,7 @@ class PCIPassthroughTest(PCITestMixin, base.HyperVOVSTestBase):
 
         vm = self.vm_of(server)
         self.assertEqual((GPU['address'],), vm.pci_devices)
-        self.assertEqual(os_win_const.HOST_SHUTDOWN_ACTION_SHUTDOWN,
+        self.assertEqual(os_win_const.HOST_SHUTDOWN_ACTION_TURN_OFF,
                          vm.host_shutdown_action)
         self.assertEqual(hyperv_const.RUNNING, vm.power_state)
         self.assertEqual({GPU['address']: ('allocated', server['id']),

@@ -106,7 +106,7 @@ class PCISpawnTestCase(PCIHostTestBase):
              for d in devices])
         self.assertIn('VEN_10DE&DEV_1EB8', devices[0]['dev_id'])
 
-    def test_claimed_devices_are_assigned_to_a_vm_that_shuts_down(self):
+    def test_claimed_devices_are_assigned_to_a_vm_turned_off_with_host(self):
         self.flags(dynamic_memory_ratio=2.0, group='hyperv')
         instance = self.pci_instance(gpu(), NIC)
         instance.flavor.extra_specs = {'pci_passthrough:alias': 'a:1,b:1'}
@@ -114,7 +114,7 @@ class PCISpawnTestCase(PCIHostTestBase):
         vm = self.spawn(instance)
 
         self.assertEqual((GPU_ADDRESSES[0], NIC['address']), vm.pci_devices)
-        self.assertEqual(os_win_const.HOST_SHUTDOWN_ACTION_SHUTDOWN,
+        self.assertEqual(os_win_const.HOST_SHUTDOWN_ACTION_TURN_OFF,
                          vm.host_shutdown_action)
         # DDA takes no dynamic memory: the ratio is not applied.
         self.assertFalse(vm.dynamic_memory_enabled)
@@ -233,7 +233,7 @@ class SimulatedDDARulesTestCase(PCIHostTestBase):
     """The simulated host refuses what Hyper-V refuses (cited there)."""
 
     def vm(self, name='vm1', shutdown_action=(
-            os_win_const.HOST_SHUTDOWN_ACTION_SHUTDOWN)):
+            os_win_const.HOST_SHUTDOWN_ACTION_TURN_OFF)):
         with self.hosts.building('host1'):
             vmutils = utilsfactory.get_vmutils()
         vmutils.create_vm(name, False, 2, self.tmp, [])
@@ -241,13 +241,17 @@ class SimulatedDDARulesTestCase(PCIHostTestBase):
                           host_shutdown_action=shutdown_action)
         return vmutils
 
-    def test_save_stop_action_refused(self):
-        for action in (None, os_win_const.HOST_SHUTDOWN_ACTION_SAVE):
+    def test_stop_action_other_than_turn_off_refused(self):
+        for action, name in (
+                (None, 'Save'), (os_win_const.HOST_SHUTDOWN_ACTION_SAVE,
+                                 'Save'),
+                (os_win_const.HOST_SHUTDOWN_ACTION_SHUTDOWN, 'ShutDown')):
             vmutils = self.vm('vm-%s' % action, shutdown_action=action)
             exc = self.assertRaises(os_win_exc.HyperVException,
                                     vmutils.add_pci_device,
                                     'vm-%s' % action, '10de', '1eb8')
-            self.assertIn('automatic stop action is Save', str(exc))
+            self.assertIn('automatic stop action is %s' % name, str(exc))
+            self.assertEqual((), self.sim.vms['vm-%s' % action].pci_devices)
 
     def test_running_vm_refused(self):
         vmutils = self.vm()
@@ -283,6 +287,10 @@ class SimulatedDDARulesTestCase(PCIHostTestBase):
             os_win_exc.HyperVException, vmutils.update_vm, 'vm1', 512,
             None, 1, None, False, 1.0,
             host_shutdown_action=os_win_const.HOST_SHUTDOWN_ACTION_SAVE)
+        self.assertRaises(
+            os_win_exc.HyperVException, vmutils.update_vm, 'vm1', 512,
+            None, 1, None, False, 1.0,
+            host_shutdown_action=os_win_const.HOST_SHUTDOWN_ACTION_SHUTDOWN)
         # Nor can the host take the device back meanwhile.
         self.assertRaises(os_win_exc.HyperVException,
                           self.sim.mount_device_on_host, GPU_ADDRESSES[0])
@@ -336,7 +344,7 @@ class PCIResizeTestCase(test_migrationops.MigrationOpsTestBase):
         self.src.vmutils.set_vm_state(self.name, hyperv_const.OFF)
         self.src.vmutils.update_vm(
             self.name, 1024, None, 2, None, False, 1.0,
-            host_shutdown_action=os_win_const.HOST_SHUTDOWN_ACTION_SHUTDOWN)
+            host_shutdown_action=os_win_const.HOST_SHUTDOWN_ACTION_TURN_OFF)
         self.src.vmutils.add_pci_device(self.name, '8086', '1572')
         self.migrate_away()
         self.assertIsNone(self.src.sim.pci_device_holder(NIC['address']))
