@@ -789,6 +789,13 @@ class SimulatedHyperVTestCase(testtools.TestCase):
         self.assertEqual((b'root\r', b'root\r'),
                          self._typed_and_answered(b'root\r'))
 
+    def test_guest_console_echo_gives_back_the_bytes_typed(self):
+        # A tty echoes bytes, whatever their encoding: a Latin-1 byte
+        # typed comes back as that byte, not re-encoded.
+        self.host1.guest_console_echo = True
+        self.assertEqual((b'caf\xe9\r', b'caf\xe9\r'),
+                         self._typed_and_answered(b'caf\xe9\r'))
+
     def test_vm_that_never_ran_has_no_console_output(self):
         vmutils, ops = self._console_vm()
         # No running VM serves the pipe: os-win's handler fails to start
