@@ -113,8 +113,11 @@ class PCIDeviceOps(object):
                     'dismount it (Dismount-VMHostAssignableDevice) or take '
                     'it out of [pci] device_spec'))
 
-    def attach(self, instance):
+    def attach(self, instance, devices):
         """Add the claimed devices to the VM (off, stop action set).
+
+        :param devices: :func:`claimed_devices` of the instance, which the
+            caller needed first to set the VM's stop action.
 
         On failure the devices added so far are removed again.
 
@@ -122,7 +125,7 @@ class PCIDeviceOps(object):
             free device of a claimed device's vendor and product.
         """
         added = []
-        for dev in claimed_devices(instance):
+        for dev in devices:
             LOG.info('Assigning PCI device %(address)s (%(vendor)s:'
                      '%(product)s) to the VM',
                      {'address': dev.address, 'vendor': dev.vendor_id,

@@ -570,7 +570,7 @@ class VMOps(object):
                                   if pci_devices else None),
             chassis_asset_tag=version.product_string())
         if pci_devices:
-            self._pci_ops.attach(instance)
+            self._pci_ops.attach(instance, pci_devices)
         if settings.nested_virtualization:
             self._vmutils.set_nested_virtualization(name, True)
         if settings.secure_boot:
