@@ -42,26 +42,12 @@ from compute_hyperv_ovs.hyperv import serialconsole
 from tests.fixtures.hyperv import constants as hyperv_const
 from tests.fixtures.hyperv import fixture as hyperv_fixture
 from tests.fixtures.hyperv import guest as hyperv_guest
+from tests.fixtures import waiting
 
 CONF = nova.conf.CONF
 
 RUNNING = os_win_const.HYPERV_VM_STATE_ENABLED
 OFF = os_win_const.HYPERV_VM_STATE_DISABLED
-
-
-def _eventually(predicate, timeout=10):
-    """Wait for predicate() to hold; the simulated guest runs in a timer.
-
-    A fixed sleep lost the race on a loaded 2-core CI machine (the timer
-    fired after the test had ended and its hosts were gone), so the wait
-    ends on the state the test waits for, and only times out on a bug.
-    """
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 class FakeVirtAPI(object):
@@ -546,7 +532,7 @@ class SimulatedHyperVTestCase(testtools.TestCase):
         vmutils.soft_shutdown_vm('instance-1')
 
         self.assertEqual(RUNNING, vmutils.get_vm_state('instance-1'))
-        self.assertTrue(_eventually(lambda: events))
+        self.assertTrue(waiting.wait_until(lambda: events))
         self.assertEqual(OFF, vmutils.get_vm_state('instance-1'))
         self.assertEqual([('instance-1', OFF)], events)
         self.assertEqual('guest', self.host1.power_off_causes['instance-1'])
@@ -621,7 +607,7 @@ class SimulatedHyperVTestCase(testtools.TestCase):
 
         self.host1.switch_port_listeners.append(remove_when_off)
         vmutils.soft_shutdown_vm('instance-1')
-        self.assertTrue(_eventually(lambda: events))
+        self.assertTrue(waiting.wait_until(lambda: events))
 
         self.assertEqual(['instance-1'], removed)
         self.assertEqual([], errors)
@@ -661,7 +647,7 @@ class SimulatedHyperVTestCase(testtools.TestCase):
 
         self.host1.switch_port_listeners.append(destroy_elsewhere)
         vmutils.soft_shutdown_vm('instance-1')
-        self.assertTrue(_eventually(lambda: seen and destroyers))
+        self.assertTrue(waiting.wait_until(lambda: seen and destroyers))
         for destroyer in destroyers:
             destroyer.join(5)
 
@@ -772,7 +758,7 @@ class SimulatedHyperVTestCase(testtools.TestCase):
         while len(received) < len(boot):
             received += printed.get(timeout=10, continue_on_timeout=False)
         typing.put(typed)
-        self.assertTrue(_eventually(
+        self.assertTrue(waiting.wait_until(
             lambda: self.host1.vms['instance-1'].console_input))
         answer = printed.get(timeout=0.5, continue_on_timeout=False)
         return self.host1.vms['instance-1'].console_input, answer

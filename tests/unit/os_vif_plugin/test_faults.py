@@ -18,6 +18,7 @@ from compute_hyperv_ovs import conf  # noqa: F401 (registers the options)
 from compute_hyperv_ovs.os_vif_plugin import exception as ovs_exception
 from compute_hyperv_ovs.os_vif_plugin import plugin
 from tests.fixtures import ovs
+from tests.fixtures import waiting
 from tests.unit.os_vif_plugin import test_plugin
 
 CONF = cfg.CONF
@@ -104,14 +105,6 @@ class FaultTestCase(testtools.TestCase):
         except Exception as exc:
             return time.monotonic() - start, exc, vif
         return time.monotonic() - start, None, vif
-
-    def wait_until(self, predicate, timeout=10):
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.05)
-        return True
 
 
 class TimeoutTest(FaultTestCase):
@@ -200,7 +193,7 @@ class FailedPlugTest(FaultTestCase):
             self.assertIsInstance(outcome, ovs_exception.OvsdbUnreachable)
         # The first was sent before the server stopped answering: the
         # server applies it once it runs again (the VIF driver removes it).
-        self.assertTrue(self.wait_until(
+        self.assertTrue(waiting.wait_until(
             lambda: first.id in self.ovs.list_ports()))
         # The second was never sent, and never will be.
         time.sleep(1)
